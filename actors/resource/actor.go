@@ -1,0 +1,485 @@
+package resource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/cluster"
+	"google.golang.org/protobuf/proto"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+	"github.com/bookd/bookd/persistence"
+)
+
+// Drain asks an actor to stop taking commands, commit what it has decided,
+// answer its callers and stop. The actor answers DrainDone when it is done.
+type Drain struct{}
+
+// DrainDone answers Drain.
+type DrainDone struct{}
+
+// expiryTick is sent by the actor's timer when the first hold may be due.
+type expiryTick struct{}
+
+// writeDone is sent by the batch writer when a batch write ends.
+type writeDone struct {
+	b   *batch
+	err error
+}
+
+// waiter is a caller waiting for a batch to commit, and its answer.
+type waiter struct {
+	to    *actor.PID
+	reply proto.Message
+}
+
+// batch is a group of decisions written in one journal append.
+type batch struct {
+	events  [][]byte
+	waiters []waiter
+	// lastSeq is the seq of the batch's last event once decided.
+	lastSeq uint64
+	// snapshot is set when the write carries a snapshot at lastSeq.
+	snapshot bool
+}
+
+// Actor is one resource's actor. Create it with Props.
+type Actor struct {
+	cfg    Config
+	stores Stores
+	log    *slog.Logger
+
+	id     string
+	self   *actor.PID
+	system *actor.ActorSystem
+
+	// st is the state including every decision made, committed or not.
+	st *state
+	// committedSeq is the journal's seq as last confirmed by the store.
+	committedSeq uint64
+	lastSnapSeq  uint64
+	epoch        uint64
+	ttl          time.Duration
+
+	// inflight is the batch being written; pending are decided, not yet sent.
+	inflight *batch
+	pending  []*batch
+
+	// missing is set when the resource does not exist in the catalog.
+	missing bool
+	// broken is set when the actor cannot serve (load failed, fence lost).
+	broken error
+
+	timer   *time.Timer
+	timerAt int64
+
+	draining bool
+	drainers []*actor.PID
+}
+
+// Props returns the props of resource actors for the cluster kind Kind.
+func Props(cfg Config, stores Stores) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor {
+		return &Actor{cfg: cfg, stores: stores, log: cfg.Logger}
+	})
+}
+
+// Receive handles one message; protoactor calls it from one goroutine at a time.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		a.self = ctx.Self()
+		a.system = ctx.ActorSystem()
+	case *cluster.ClusterInit:
+		a.id = msg.Identity.GetIdentity()
+		a.log = a.cfg.Logger.With("subsystem", "resource", "resource_id", a.id)
+		a.activate()
+	case *actor.Stopping:
+		a.stopTimer()
+		if a.inflight != nil || len(a.pending) > 0 {
+			// Not reached by Drain or a lost fence; a plain stop voids what is
+			// not committed and its callers retry.
+			a.failAll(ctx, "the resource actor stopped")
+		}
+	case *bookdv1.PlaceHold:
+		if a.refuse(ctx, true) {
+			return
+		}
+		a.command(ctx, a.st.decidePlace(msg, a.now(), a.ttl), msg.GetHoldId())
+	case *bookdv1.ConfirmHold:
+		if a.refuse(ctx, true) {
+			return
+		}
+		a.command(ctx, a.st.decideConfirm(msg.GetHoldId(), a.now()), msg.GetHoldId())
+	case *bookdv1.ReleaseHold:
+		if a.refuse(ctx, true) {
+			return
+		}
+		a.command(ctx, a.st.decideRelease(msg.GetHoldId(), a.now()), msg.GetHoldId())
+	case *bookdv1.CancelHold:
+		if a.refuse(ctx, true) {
+			return
+		}
+		a.command(ctx, a.st.decideCancel(msg.GetHoldId(), a.now()), msg.GetHoldId())
+	case *bookdv1.GetHold:
+		if a.refuse(ctx, true) {
+			return
+		}
+		h, rej := a.st.lookup(msg.GetHoldId())
+		if rej != nil {
+			a.answer(ctx.Sender(), rej)
+			return
+		}
+		a.read(ctx, holdReply(h))
+	case *bookdv1.GetAvailability:
+		if a.refuse(ctx, false) {
+			return
+		}
+		a.expire()
+		r := a.st.availability(msg, a.now())
+		if r.Availability != nil {
+			r.Availability.Epoch = a.epoch
+		}
+		a.read(ctx, r)
+	case expiryTick:
+		if a.broken == nil && !a.missing {
+			a.expire()
+			a.flush(ctx)
+		}
+	case *writeDone:
+		a.written(ctx, msg)
+	case *Drain:
+		a.draining = true
+		a.drainers = append(a.drainers, ctx.Sender())
+		a.flush(ctx)
+		a.maybeStop(ctx)
+	}
+}
+
+func (a *Actor) now() time.Time { return a.cfg.Now() }
+
+// refuse answers a command that the actor cannot take now and reports
+// whether it did. Reads are still served while draining.
+func (a *Actor) refuse(ctx actor.Context, changes bool) bool {
+	var reply proto.Message
+	switch {
+	case a.missing:
+		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND, "resource %s does not exist", a.id)
+		// Stop, so that a resource created later is found by a new activation.
+		ctx.Stop(a.self)
+	case a.broken != nil:
+		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "resource %s is unavailable: %v", a.id, a.broken)
+	case a.draining && changes:
+		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "resource %s is moving; retry", a.id)
+	default:
+		return false
+	}
+	a.answer(ctx.Sender(), reply)
+	return true
+}
+
+// errorReply builds the error reply of the message's reply type.
+func errorReply(msg any, code bookdv1.ErrorCode, format string, args ...any) proto.Message {
+	e := &bookdv1.Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+	switch msg.(type) {
+	case *bookdv1.GetAvailability, *bookdv1.AvailabilityReply:
+		return &bookdv1.AvailabilityReply{Error: e}
+	}
+	return &bookdv1.HoldReply{Error: e}
+}
+
+func (a *Actor) answer(to *actor.PID, reply any) {
+	if to != nil {
+		a.system.Root.Send(to, reply)
+	}
+}
+
+// command takes a decision: a rejection or a repeat is answered once every
+// earlier decision is committed (at once when nothing is pending); new events
+// are applied, batched, and answered after their batch commits.
+func (a *Actor) command(ctx actor.Context, d decision, holdID string) {
+	a.expire()
+	if len(d.events) == 0 {
+		if rep, ok := d.reply.(*bookdv1.HoldReply); ok && rep.Error != nil {
+			// A rejection changes nothing and promises nothing: answer now.
+			a.answer(ctx.Sender(), d.reply)
+			return
+		}
+		a.read(ctx, d.reply)
+		return
+	}
+	for _, ev := range d.events {
+		if err := a.decide(ev); err != nil {
+			a.answer(ctx.Sender(), errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "%v", err))
+			return
+		}
+	}
+	a.wait(ctx.Sender(), holdReply(a.st.holds[holdID]))
+	a.flush(ctx)
+}
+
+// read answers with reply once everything decided so far is committed.
+func (a *Actor) read(ctx actor.Context, reply proto.Message) {
+	if a.inflight == nil && len(a.pending) == 0 {
+		a.answer(ctx.Sender(), reply)
+		return
+	}
+	a.wait(ctx.Sender(), reply)
+}
+
+// wait queues an answer behind the newest batch.
+func (a *Actor) wait(to *actor.PID, reply proto.Message) {
+	if to == nil {
+		return
+	}
+	b := a.inflight
+	if n := len(a.pending); n > 0 {
+		b = a.pending[n-1]
+	}
+	if b == nil {
+		b = &batch{lastSeq: a.st.seq}
+		a.pending = append(a.pending, b)
+	}
+	b.waiters = append(b.waiters, waiter{to: to, reply: reply})
+}
+
+// decide applies one new event to the state and adds it to the open batch.
+func (a *Actor) decide(ev *bookdv1.Event) error {
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("marshal event: %w", err)
+	}
+	if err := a.st.apply(ev); err != nil {
+		// The decision was made against this very state: a bug.
+		a.log.Error("apply own decision", "error", err)
+		return err
+	}
+	n := len(a.pending)
+	if n == 0 || len(a.pending[n-1].events) >= a.cfg.BatchMax {
+		a.pending = append(a.pending, &batch{})
+		n++
+	}
+	b := a.pending[n-1]
+	b.events = append(b.events, data)
+	b.lastSeq = a.st.seq
+	a.armTimer()
+	return nil
+}
+
+// expire decides the expiry of every hold that is due.
+func (a *Actor) expire() {
+	for _, ev := range a.st.decideExpiry(a.now()) {
+		if err := a.decide(ev); err != nil {
+			return
+		}
+	}
+}
+
+// flush starts writing the next batch when none is in flight.
+func (a *Actor) flush(ctx actor.Context) {
+	for a.inflight == nil && len(a.pending) > 0 {
+		b := a.pending[0]
+		a.pending = a.pending[1:]
+		if len(b.events) == 0 {
+			// Only waiters: everything before them is committed.
+			for _, w := range b.waiters {
+				a.answer(w.to, w.reply)
+			}
+			continue
+		}
+		a.inflight = b
+		var snap *persistence.Snapshot
+		if len(a.pending) == 0 && b.lastSeq-a.lastSnapSeq >= uint64(a.cfg.SnapshotEvery) {
+			// The state is exactly the state after this batch.
+			if data, err := proto.Marshal(a.st.snapshot()); err == nil {
+				snap = &persistence.Snapshot{Seq: b.lastSeq, Data: data}
+				b.snapshot = true
+			}
+		}
+		go a.write(b, a.committedSeq, snap)
+	}
+	a.maybeStop(ctx)
+}
+
+// write runs on its own goroutine: it appends one batch and reports back.
+func (a *Actor) write(b *batch, expectedSeq uint64, snap *persistence.Snapshot) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
+	defer cancel()
+	err := a.stores.Journal.Append(ctx, Stream(a.id), expectedSeq, b.events, snap)
+	a.system.Root.Send(a.self, &writeDone{b: b, err: err})
+}
+
+// written handles the end of a batch write.
+func (a *Actor) written(ctx actor.Context, done *writeDone) {
+	if done.b != a.inflight {
+		return // a write from before a reload; its callers were answered
+	}
+	a.inflight = nil
+	if done.err == nil {
+		a.committedSeq = done.b.lastSeq
+		if done.b.snapshot {
+			a.lastSnapSeq = done.b.lastSeq
+		}
+		for _, w := range done.b.waiters {
+			a.answer(w.to, w.reply)
+		}
+		a.flush(ctx)
+		return
+	}
+	if errors.Is(done.err, persistence.ErrConflict) {
+		// Another activation committed first: this one's history is void.
+		a.log.Warn("journal fence lost; stopping", "error", done.err)
+		a.broken = done.err
+		a.failBatch(done.b)
+		a.failAll(ctx, "the resource moved")
+		ctx.Stop(a.self)
+		return
+	}
+	a.log.Error("batch write failed; reloading from the journal", "error", done.err)
+	a.failBatch(done.b)
+	a.failAll(ctx, "a write failed")
+	a.load()
+	a.flush(ctx)
+}
+
+func (a *Actor) failBatch(b *batch) {
+	for _, w := range b.waiters {
+		a.answer(w.to, errorReply(w.reply, bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+			"resource %s could not commit; retry with the same id", a.id))
+	}
+}
+
+// failAll answers every pending caller with a retryable error and voids
+// the decisions that are not committed.
+func (a *Actor) failAll(ctx actor.Context, why string) {
+	for _, b := range a.pending {
+		for _, w := range b.waiters {
+			a.answer(w.to, errorReply(w.reply, bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+				"resource %s: %s; retry with the same id", a.id, why))
+		}
+	}
+	a.pending = nil
+	if a.inflight != nil {
+		a.failBatch(a.inflight)
+		a.inflight = nil
+	}
+}
+
+// maybeStop finishes a drain once nothing is left to commit.
+func (a *Actor) maybeStop(ctx actor.Context) {
+	if !a.draining || a.inflight != nil || len(a.pending) > 0 {
+		return
+	}
+	for _, d := range a.drainers {
+		a.answer(d, &DrainDone{})
+	}
+	a.drainers = nil
+	ctx.Stop(a.self)
+}
+
+// activate loads the resource's settings and state.
+func (a *Actor) activate() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LoadTimeout)
+	defer cancel()
+	res, err := a.stores.Catalog.GetResource(ctx, a.id)
+	if errors.Is(err, persistence.ErrNotFound) {
+		a.missing = true
+		return
+	}
+	if err != nil {
+		a.fail(fmt.Errorf("read resource: %w", err))
+		return
+	}
+	l, err := a.stores.Catalog.GetListing(ctx, res.ListingID)
+	if err != nil {
+		a.fail(fmt.Errorf("read listing %s: %w", res.ListingID, err))
+		return
+	}
+	slots, err := NewSlots(res.Unit, res.SlotMinutes, l.TimeZone)
+	if err != nil {
+		a.fail(fmt.Errorf("slot settings: %w", err))
+		return
+	}
+	a.ttl = res.HoldTTL
+	a.st = newState(a.id, uint32(res.Capacity), slots)
+	a.load()
+}
+
+// load rebuilds the state from the newest snapshot and the events after it,
+// starts a new epoch and expires what came due while the actor was away.
+func (a *Actor) load() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LoadTimeout)
+	defer cancel()
+	st := newState(a.id, a.st.capacity, a.st.slots)
+	snap, ok, err := a.stores.Journal.LoadSnapshot(ctx, Stream(a.id))
+	if err != nil {
+		a.fail(fmt.Errorf("load snapshot: %w", err))
+		return
+	}
+	if ok {
+		var s bookdv1.ResourceSnapshot
+		if err := proto.Unmarshal(snap.Data, &s); err != nil {
+			a.fail(fmt.Errorf("decode snapshot %d: %w", snap.Seq, err))
+			return
+		}
+		st.restore(&s)
+	}
+	err = a.stores.Journal.Load(ctx, Stream(a.id), st.seq, func(e persistence.Event) error {
+		var ev bookdv1.Event
+		if err := proto.Unmarshal(e.Data, &ev); err != nil {
+			return fmt.Errorf("decode event %d: %w", e.Seq, err)
+		}
+		if e.Seq != st.seq+1 {
+			return fmt.Errorf("event %d follows %d", e.Seq, st.seq)
+		}
+		return st.apply(&ev)
+	})
+	if err != nil {
+		a.fail(fmt.Errorf("replay: %w", err))
+		return
+	}
+	a.st = st
+	a.committedSeq = st.seq
+	a.lastSnapSeq = snap.Seq
+	a.epoch = rand.Uint64()
+	a.broken = nil
+	a.expire()
+	a.armTimer()
+	a.log.Debug("resource loaded", "seq", st.seq, "holds", len(st.holds), "epoch", a.epoch)
+}
+
+func (a *Actor) fail(err error) {
+	a.log.Error("resource unavailable", "error", err)
+	a.broken = err
+	// Stop soon so that the next command activates afresh.
+	a.system.Root.Poison(a.self)
+}
+
+// armTimer makes sure a tick comes when the first held hold is due.
+func (a *Actor) armTimer() {
+	at, ok := a.st.nextExpiry()
+	if !ok {
+		a.stopTimer()
+		return
+	}
+	if a.timer != nil && a.timerAt == at {
+		return
+	}
+	a.stopTimer()
+	d := time.Until(time.UnixMilli(at))
+	self, root := a.self, a.system.Root
+	a.timer = time.AfterFunc(max(d, 0), func() { root.Send(self, expiryTick{}) })
+	a.timerAt = at
+}
+
+func (a *Actor) stopTimer() {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+}

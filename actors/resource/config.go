@@ -1,0 +1,69 @@
+package resource
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/bookd/bookd/persistence"
+)
+
+// Kind is the cluster kind of resource actors.
+const Kind = "resource"
+
+// Config is how resource actors run. Start from DefaultConfig.
+type Config struct {
+	// SnapshotEvery is how many events may follow the last snapshot before the
+	// next batch write saves a new one. Default 500.
+	SnapshotEvery int
+	// BatchMax is the most events one batch write carries. Default 512.
+	BatchMax int
+	// WriteTimeout bounds one batch write. Default 5s.
+	WriteTimeout time.Duration
+	// LoadTimeout bounds loading a resource at activation. Default 10s.
+	LoadTimeout time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger gets the actors' logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		SnapshotEvery: 500,
+		BatchMax:      512,
+		WriteTimeout:  5 * time.Second,
+		LoadTimeout:   10 * time.Second,
+		Now:           time.Now,
+		Logger:        slog.Default(),
+	}
+}
+
+// Validate reports the first field that is out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.SnapshotEvery < 1:
+		return fmt.Errorf("resource: SnapshotEvery must be at least 1, got %d", c.SnapshotEvery)
+	case c.BatchMax < 1:
+		return fmt.Errorf("resource: BatchMax must be at least 1, got %d", c.BatchMax)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("resource: WriteTimeout must be positive, got %v", c.WriteTimeout)
+	case c.LoadTimeout <= 0:
+		return fmt.Errorf("resource: LoadTimeout must be positive, got %v", c.LoadTimeout)
+	case c.Now == nil:
+		return fmt.Errorf("resource: Now must be set")
+	case c.Logger == nil:
+		return fmt.Errorf("resource: Logger must be set")
+	}
+	return nil
+}
+
+// Stores are what a resource actor reads and writes.
+type Stores struct {
+	Journal persistence.Journal
+	Catalog persistence.Catalog
+}
+
+// Stream is the journal stream of a resource.
+func Stream(resourceID string) string { return "resource/" + resourceID }

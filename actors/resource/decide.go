@@ -1,0 +1,203 @@
+package resource
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+	"github.com/bookd/bookd/persistence"
+)
+
+// A decision is what a command comes to: events to journal (none for a
+// rejection or a repeat) and the reply to send once they are durable.
+type decision struct {
+	events []*bookdv1.Event
+	reply  proto.Message
+}
+
+func holdReply(h *hold) *bookdv1.HoldReply {
+	return &bookdv1.HoldReply{Hold: proto.Clone(h.view).(*bookdv1.Hold)}
+}
+
+func holdError(code bookdv1.ErrorCode, field, format string, args ...any) *bookdv1.HoldReply {
+	return &bookdv1.HoldReply{Error: &bookdv1.Error{Code: code, Field: field, Detail: fmt.Sprintf(format, args...)}}
+}
+
+func invalid(err error) *bookdv1.Error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return &bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, Field: fe.Field, Detail: fe.Detail}
+	}
+	return &bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, Detail: err.Error()}
+}
+
+// decidePlace decides a PlaceHold at now with holds lasting ttl.
+func (s *state) decidePlace(cmd *bookdv1.PlaceHold, now time.Time, ttl time.Duration) decision {
+	if cmd.GetHoldId() == "" {
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "hold_id", "is required")}
+	}
+	if cmd.GetQuantity() < 1 {
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "quantity", "must be at least 1")}
+	}
+	r, err := s.slots.ParseRange(cmd.GetFrom(), cmd.GetTo())
+	if err != nil {
+		return decision{reply: &bookdv1.HoldReply{Error: invalid(err)}}
+	}
+	if h, ok := s.holds[cmd.GetHoldId()]; ok {
+		if h.fromKey != r.From || h.toKey != r.To || h.view.Quantity != cmd.GetQuantity() {
+			return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "",
+				"hold %s was placed with other parameters", cmd.GetHoldId())}
+		}
+		return decision{reply: holdReply(h)}
+	}
+	if cmd.GetQuantity() > s.capacity {
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "quantity",
+			"must be at most the resource's capacity of %d", s.capacity)}
+	}
+	if s.slots.Unit != persistence.SlotSingle && !s.slots.End(r.From).After(now) {
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "from", "%s is in the past", cmd.GetFrom())}
+	}
+	var short error
+	s.slots.Each(r, func(k int64) bool {
+		if f := s.free(k); f < cmd.GetQuantity() {
+			short = fmt.Errorf("%s has %d free, %d asked", s.slotName(k), f, cmd.GetQuantity())
+			return false
+		}
+		return true
+	})
+	if short != nil {
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_SOLD_OUT, "", "%v", short)}
+	}
+	ev := &bookdv1.Event{AtMs: now.UnixMilli(), Kind: &bookdv1.Event_Placed{Placed: &bookdv1.HoldPlaced{
+		HoldId:      cmd.GetHoldId(),
+		From:        s.slots.Format(r.From),
+		To:          s.slots.Format(r.To),
+		FromKey:     r.From,
+		ToKey:       r.To,
+		Quantity:    cmd.GetQuantity(),
+		ExpiresAtMs: now.Add(ttl).UnixMilli(),
+	}}}
+	return decision{events: []*bookdv1.Event{ev}}
+}
+
+func (s *state) slotName(k int64) string {
+	if n := s.slots.Format(k); n != "" {
+		return "slot " + n
+	}
+	return "the slot"
+}
+
+func (s *state) lookup(id string) (*hold, *bookdv1.HoldReply) {
+	if id == "" {
+		return nil, holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "hold_id", "is required")
+	}
+	h, ok := s.holds[id]
+	if !ok {
+		return nil, holdError(bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND, "", "hold %s does not exist", id)
+	}
+	return h, nil
+}
+
+// decideConfirm: held → confirmed; a repeat is answered as it stands.
+func (s *state) decideConfirm(id string, now time.Time) decision {
+	h, rej := s.lookup(id)
+	if rej != nil {
+		return decision{reply: rej}
+	}
+	switch h.view.Status {
+	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
+		ev := &bookdv1.Event{AtMs: now.UnixMilli(), Kind: &bookdv1.Event_Confirmed{Confirmed: &bookdv1.HoldConfirmed{HoldId: id}}}
+		return decision{events: []*bookdv1.Event{ev}}
+	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
+		return decision{reply: holdReply(h)}
+	case bookdv1.HoldStatus_HOLD_STATUS_EXPIRED:
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_HOLD_EXPIRED, "",
+			"hold %s expired at %s", id, time.UnixMilli(h.view.ExpiresAtMs).UTC().Format(time.RFC3339))}
+	}
+	return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_HOLD_NOT_ACTIVE, "",
+		"hold %s is %s and cannot be confirmed", id, statusName(h.view.Status))}
+}
+
+// decideRelease: held → released; a hold already without units is answered
+// as it stands; a confirmed one must be cancelled instead.
+func (s *state) decideRelease(id string, now time.Time) decision {
+	h, rej := s.lookup(id)
+	if rej != nil {
+		return decision{reply: rej}
+	}
+	switch h.view.Status {
+	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
+		ev := &bookdv1.Event{AtMs: now.UnixMilli(), Kind: &bookdv1.Event_Released{Released: &bookdv1.HoldReleased{HoldId: id}}}
+		return decision{events: []*bookdv1.Event{ev}}
+	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
+		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_HOLD_NOT_ACTIVE, "",
+			"hold %s is confirmed: cancel it instead", id)}
+	}
+	return decision{reply: holdReply(h)}
+}
+
+// decideCancel: held or confirmed → cancelled; a hold already without units
+// is answered as it stands.
+func (s *state) decideCancel(id string, now time.Time) decision {
+	h, rej := s.lookup(id)
+	if rej != nil {
+		return decision{reply: rej}
+	}
+	if !h.active() {
+		return decision{reply: holdReply(h)}
+	}
+	ev := &bookdv1.Event{AtMs: now.UnixMilli(), Kind: &bookdv1.Event_Cancelled{Cancelled: &bookdv1.HoldCancelled{HoldId: id}}}
+	return decision{events: []*bookdv1.Event{ev}}
+}
+
+// decideExpiry returns the events that expire every held hold due at now.
+func (s *state) decideExpiry(now time.Time) []*bookdv1.Event {
+	var evs []*bookdv1.Event
+	for _, id := range s.dueHolds(now) {
+		evs = append(evs, &bookdv1.Event{AtMs: now.UnixMilli(), Kind: &bookdv1.Event_Expired{Expired: &bookdv1.HoldExpired{HoldId: id}}})
+	}
+	return evs
+}
+
+// availability reads the slots of [from, to) as they stand.
+func (s *state) availability(cmd *bookdv1.GetAvailability, now time.Time) *bookdv1.AvailabilityReply {
+	var r Range
+	if cmd.GetFrom() == "" && cmd.GetTo() == "" {
+		r = s.slots.DefaultRange(now)
+	} else {
+		var err error
+		if r, err = s.slots.ParseRange(cmd.GetFrom(), cmd.GetTo()); err != nil {
+			return &bookdv1.AvailabilityReply{Error: invalid(err)}
+		}
+	}
+	a := &bookdv1.Availability{ResourceId: s.resourceID, Capacity: s.capacity, Seq: s.seq}
+	s.slots.Each(r, func(k int64) bool {
+		sa := &bookdv1.SlotAvailability{Start: s.slots.Format(k), Free: s.free(k)}
+		if u := s.used[k]; u != nil {
+			sa.Held, sa.Confirmed = u.held, u.confirmed
+		}
+		a.Slots = append(a.Slots, sa)
+		return true
+	})
+	return &bookdv1.AvailabilityReply{Availability: a}
+}
+
+// statusName is the status as the API writes it.
+func statusName(s bookdv1.HoldStatus) string {
+	switch s {
+	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
+		return "held"
+	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
+		return "confirmed"
+	case bookdv1.HoldStatus_HOLD_STATUS_RELEASED:
+		return "released"
+	case bookdv1.HoldStatus_HOLD_STATUS_CANCELLED:
+		return "cancelled"
+	case bookdv1.HoldStatus_HOLD_STATUS_EXPIRED:
+		return "expired"
+	}
+	return "unknown"
+}

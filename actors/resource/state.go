@@ -1,0 +1,220 @@
+package resource
+
+import (
+	"container/heap"
+	"fmt"
+	"time"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+)
+
+// usage is what one slot has taken.
+type usage struct {
+	held, confirmed uint32
+}
+
+// hold is a hold as the state keeps it.
+type hold struct {
+	view           *bookdv1.Hold
+	fromKey, toKey int64
+}
+
+func (h *hold) active() bool {
+	s := h.view.GetStatus()
+	return s == bookdv1.HoldStatus_HOLD_STATUS_HELD || s == bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED
+}
+
+// state is a resource's availability: every hold it has seen and, derived
+// from the active ones, the units taken per slot. It is changed only by
+// apply, so replaying the journal rebuilds it exactly.
+type state struct {
+	resourceID string
+	capacity   uint32
+	slots      Slots
+
+	seq   uint64
+	holds map[string]*hold
+	used  map[int64]*usage
+	// expiring orders held holds by expiry; entries whose hold is no longer
+	// held are skipped lazily.
+	expiring expiryHeap
+}
+
+func newState(resourceID string, capacity uint32, slots Slots) *state {
+	return &state{
+		resourceID: resourceID,
+		capacity:   capacity,
+		slots:      slots,
+		holds:      make(map[string]*hold),
+		used:       make(map[int64]*usage),
+	}
+}
+
+// apply changes the state by one event, the next in the journal.
+func (s *state) apply(ev *bookdv1.Event) error {
+	s.seq++
+	switch k := ev.GetKind().(type) {
+	case *bookdv1.Event_Placed:
+		p := k.Placed
+		if _, dup := s.holds[p.GetHoldId()]; dup {
+			return fmt.Errorf("event %d places hold %s twice", s.seq, p.GetHoldId())
+		}
+		h := &hold{
+			view: &bookdv1.Hold{
+				HoldId:      p.GetHoldId(),
+				ResourceId:  s.resourceID,
+				Status:      bookdv1.HoldStatus_HOLD_STATUS_HELD,
+				Quantity:    p.GetQuantity(),
+				From:        p.GetFrom(),
+				To:          p.GetTo(),
+				CreatedAtMs: ev.GetAtMs(),
+				ExpiresAtMs: p.GetExpiresAtMs(),
+				UpdatedAtMs: ev.GetAtMs(),
+			},
+			fromKey: p.GetFromKey(),
+			toKey:   p.GetToKey(),
+		}
+		s.holds[h.view.HoldId] = h
+		s.take(h, bookdv1.HoldStatus_HOLD_STATUS_HELD, +1)
+		heap.Push(&s.expiring, expiryEntry{at: h.view.ExpiresAtMs, id: h.view.HoldId})
+	case *bookdv1.Event_Confirmed:
+		return s.transition(ev, k.Confirmed.GetHoldId(), bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED)
+	case *bookdv1.Event_Released:
+		return s.transition(ev, k.Released.GetHoldId(), bookdv1.HoldStatus_HOLD_STATUS_RELEASED)
+	case *bookdv1.Event_Cancelled:
+		return s.transition(ev, k.Cancelled.GetHoldId(), bookdv1.HoldStatus_HOLD_STATUS_CANCELLED)
+	case *bookdv1.Event_Expired:
+		return s.transition(ev, k.Expired.GetHoldId(), bookdv1.HoldStatus_HOLD_STATUS_EXPIRED)
+	default:
+		return fmt.Errorf("event %d has no known kind", s.seq)
+	}
+	return nil
+}
+
+func (s *state) transition(ev *bookdv1.Event, id string, to bookdv1.HoldStatus) error {
+	h, ok := s.holds[id]
+	if !ok {
+		return fmt.Errorf("event %d changes unknown hold %s", s.seq, id)
+	}
+	from := h.view.Status
+	if !h.active() {
+		return fmt.Errorf("event %d moves hold %s from %v to %v", s.seq, id, from, to)
+	}
+	s.take(h, from, -1)
+	h.view.Status = to
+	h.view.UpdatedAtMs = ev.GetAtMs()
+	if to == bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED {
+		s.take(h, to, +1)
+	}
+	return nil
+}
+
+// take adds (sign +1) or removes (sign -1) a hold's units in the given
+// status on every slot of its range.
+func (s *state) take(h *hold, status bookdv1.HoldStatus, sign int) {
+	q := h.view.Quantity
+	s.slots.Each(Range{From: h.fromKey, To: h.toKey}, func(k int64) bool {
+		u := s.used[k]
+		if u == nil {
+			u = &usage{}
+			s.used[k] = u
+		}
+		switch {
+		case status == bookdv1.HoldStatus_HOLD_STATUS_HELD && sign > 0:
+			u.held += q
+		case status == bookdv1.HoldStatus_HOLD_STATUS_HELD:
+			u.held -= q
+		case sign > 0:
+			u.confirmed += q
+		default:
+			u.confirmed -= q
+		}
+		if u.held == 0 && u.confirmed == 0 {
+			delete(s.used, k)
+		}
+		return true
+	})
+}
+
+// free returns the free units of slot k.
+func (s *state) free(k int64) uint32 {
+	u := s.used[k]
+	if u == nil {
+		return s.capacity
+	}
+	taken := u.held + u.confirmed
+	if taken >= s.capacity {
+		return 0
+	}
+	return s.capacity - taken
+}
+
+// nextExpiry returns the expiry of the held hold that expires first.
+func (s *state) nextExpiry() (atMs int64, ok bool) {
+	for s.expiring.Len() > 0 {
+		e := s.expiring[0]
+		if h := s.holds[e.id]; h != nil && h.view.Status == bookdv1.HoldStatus_HOLD_STATUS_HELD && h.view.ExpiresAtMs == e.at {
+			return e.at, true
+		}
+		heap.Pop(&s.expiring)
+	}
+	return 0, false
+}
+
+// dueHolds returns the ids of held holds whose expiry is at or before now.
+func (s *state) dueHolds(now time.Time) []string {
+	nowMs := now.UnixMilli()
+	var due []string
+	for {
+		at, ok := s.nextExpiry()
+		if !ok || at > nowMs {
+			return due
+		}
+		due = append(due, s.expiring[0].id)
+		heap.Pop(&s.expiring)
+	}
+}
+
+// snapshot returns the state as a snapshot message.
+func (s *state) snapshot() *bookdv1.ResourceSnapshot {
+	snap := &bookdv1.ResourceSnapshot{Seq: s.seq, Holds: make([]*bookdv1.HoldRecord, 0, len(s.holds))}
+	for _, h := range s.holds {
+		snap.Holds = append(snap.Holds, &bookdv1.HoldRecord{Hold: h.view, FromKey: h.fromKey, ToKey: h.toKey})
+	}
+	return snap
+}
+
+// restore replaces the state by a snapshot.
+func (s *state) restore(snap *bookdv1.ResourceSnapshot) {
+	*s = *newState(s.resourceID, s.capacity, s.slots)
+	s.seq = snap.GetSeq()
+	for _, r := range snap.GetHolds() {
+		h := &hold{view: r.GetHold(), fromKey: r.GetFromKey(), toKey: r.GetToKey()}
+		h.view.ResourceId = s.resourceID
+		s.holds[h.view.HoldId] = h
+		if h.active() {
+			s.take(h, h.view.Status, +1)
+		}
+		if h.view.Status == bookdv1.HoldStatus_HOLD_STATUS_HELD {
+			heap.Push(&s.expiring, expiryEntry{at: h.view.ExpiresAtMs, id: h.view.HoldId})
+		}
+	}
+}
+
+type expiryEntry struct {
+	at int64
+	id string
+}
+
+type expiryHeap []expiryEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,53 @@
+// Command bookd is a whole bookd node: `bookd serve` runs one, `bookd
+// version` prints its version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // slots are cut in listings' time zones, also in a scratch image
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bookd:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `bookd is a booking runtime: every bookable resource is an actor.
+
+Usage:
+  bookd serve [flags]    run a node (bookd serve -h lists the flags)
+  bookd version          print the version
+`
+
+// run runs one subcommand; ctx ends on SIGINT or SIGTERM.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return (&Serve{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/bookd/bookd/actors/resource"
+	"github.com/bookd/bookd/cluster"
+	"github.com/bookd/bookd/edge"
+	"github.com/bookd/bookd/persistence/sqlite"
+)
+
+// Serve is `bookd serve`: one node on the embedded store.
+type Serve struct {
+	Stdout, Stderr io.Writer
+
+	HTTPAddr        string
+	DataDir         string
+	Demo            bool
+	LogLevel        string
+	LogFormat       string
+	ActorHost       string
+	ActorPort       int
+	SnapshotEvery   int
+	BatchMax        int
+	RequestTimeout  time.Duration
+	ShutdownTimeout time.Duration
+}
+
+func (s *Serve) flags() *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(s.Stderr)
+	fs.StringVar(&s.HTTPAddr, "http", ":3000", "address the HTTP API listens on")
+	fs.StringVar(&s.DataDir, "data", "./data", "folder of the embedded store")
+	fs.BoolVar(&s.Demo, "demo", true, "load demo data into an empty store")
+	fs.StringVar(&s.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&s.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&s.ActorHost, "actor-host", "127.0.0.1", "host actor remoting listens on")
+	fs.IntVar(&s.ActorPort, "actor-port", 0, "port actor remoting listens on (0: any free port)")
+	fs.IntVar(&s.SnapshotEvery, "snapshot-every", 500, "events between snapshots of a resource")
+	fs.IntVar(&s.BatchMax, "batch-max", 512, "most events in one journal write (group commit)")
+	fs.DurationVar(&s.RequestTimeout, "request-timeout", 5*time.Second, "how long a request may wait for a resource")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
+	fs.Usage = func() {
+		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (s *Serve) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(s.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch s.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(s.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(s.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, got %q", s.LogFormat)
+}
+
+// Run parses args and serves until ctx ends, then shuts down gracefully.
+func (s *Serve) Run(ctx context.Context, args []string) error {
+	fs := s.flags()
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if err := envTwins(fs); err != nil {
+		return err
+	}
+	log, err := s.logger()
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+
+	store, err := sqlite.Open(ctx, filepath.Join(s.DataDir, "bookd.db"), sqlite.Options{})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+	if s.Demo {
+		if err := loadDemo(ctx, store, log); err != nil {
+			return fmt.Errorf("demo data: %w", err)
+		}
+	}
+
+	rcfg := resource.DefaultConfig()
+	rcfg.SnapshotEvery, rcfg.BatchMax, rcfg.Logger = s.SnapshotEvery, s.BatchMax, log
+	if err := rcfg.Validate(); err != nil {
+		return err
+	}
+	ccfg := cluster.DefaultConfig()
+	ccfg.Host, ccfg.Port, ccfg.RequestTimeout, ccfg.Logger = s.ActorHost, s.ActorPort, s.RequestTimeout, log
+	node, err := cluster.Start(ccfg, cluster.Kind{Name: resource.Kind, Props: resource.Props(rcfg, resource.Stores{Journal: store, Catalog: store})})
+	if err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
+	defer node.Stop()
+
+	ecfg := edge.DefaultConfig()
+	ecfg.RequestTimeout, ecfg.Logger = s.RequestTimeout, log
+	api, err := edge.New(ecfg, store, node)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	api.SetReady(true)
+	log.Info("bookd serving", "http", ln.Addr().String(), "data", s.DataDir, "version", versionString())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	}
+	return s.shutdown(srv, api, node, log)
+}
+
+// shutdown drains: readiness off, in-flight requests finish, actors commit
+// what they decided and stop, then the node and the store close.
+func (s *Serve) shutdown(srv *http.Server, api *edge.Server, node *cluster.Node, log *slog.Logger) error {
+	log.Info("shutting down", "timeout", s.ShutdownTimeout)
+	api.SetReady(false)
+	ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	}
+	if err := node.Drain(ctx, &resource.Drain{}); err != nil {
+		errs = append(errs, fmt.Errorf("drain actors: %w", err))
+	}
+	node.Stop()
+	err := errors.Join(errs...)
+	if err != nil {
+		log.Error("shutdown incomplete", "error", err)
+	} else {
+		log.Info("shutdown complete")
+	}
+	return err
+}

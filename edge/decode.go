@@ -1,0 +1,101 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// decodeJSON reads r's body strictly into v: JSON only, at most limit bytes,
+// one value, no unknown fields. Its errors are problems that name the field.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Problem {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return newProblem(probMediaType, "Content-Type %q: send application/json", ct)
+		}
+	} else {
+		return newProblem(probMediaType, "Content-Type is missing: send application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return newProblem(probTooLarge, "the body is over %d bytes", limit)
+		}
+		return invalidField("body", "could not be read")
+	}
+	if p := unmarshalStrict(body, v); p != nil {
+		return p
+	}
+	return nil
+}
+
+// unmarshalStrict decodes one JSON value from data into v, rejecting unknown
+// fields and trailing data, and names the field at fault.
+func unmarshalStrict(data []byte, v any) *Problem {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return invalidField("body", "is empty: send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if dec.More() {
+		return invalidField("body", "has more than one JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalidField("body", "has data after the JSON value")
+	}
+	return nil
+}
+
+func jsonProblem(err error) *Problem {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return invalidField("body", fmt.Sprintf("is not valid JSON (at byte %d)", syn.Offset))
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return invalidField("body", fmt.Sprintf("must be a JSON object, not %s", typ.Value))
+		}
+		return invalidField(field, fmt.Sprintf("must be %s, not %s", jsonTypeName(typ.Type.Kind().String()), typ.Value))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalidField("body", "is not valid JSON (it ends too early)")
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return invalidField(name, "is not a known field")
+	}
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	return invalidField("body", err.Error())
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	}
+	return "of another type"
+}

@@ -1,0 +1,192 @@
+package edge
+
+import (
+	"net/http"
+	"time"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+)
+
+// HoldRequest is the body of POST /v1/holds.
+type HoldRequest struct {
+	ResourceID string `json:"resource_id"`
+	// From and To are dates (night slots), RFC 3339 times (minute slots), or
+	// omitted (a single slot).
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	// Quantity is the number of units per slot; 1 when omitted.
+	Quantity *int64 `json:"quantity,omitempty"`
+}
+
+// resourceKind is the cluster kind of resource actors.
+const resourceKind = "resource"
+
+// maxQuantity bounds a hold's quantity (capacity is an int32 anyway).
+const maxQuantity = 1_000_000
+
+// decodeHoldRequest parses and checks a POST /v1/holds body. The slot range
+// is checked by the resource, which knows its slot unit.
+func decodeHoldRequest(body []byte) (HoldRequest, *Problem) {
+	var req HoldRequest
+	if p := unmarshalStrict(body, &req); p != nil {
+		return HoldRequest{}, p
+	}
+	if p := req.validate(); p != nil {
+		return HoldRequest{}, p
+	}
+	return req, nil
+}
+
+func (req *HoldRequest) validate() *Problem {
+	switch {
+	case req.ResourceID == "":
+		return invalidField("resource_id", "is required")
+	case !validID(req.ResourceID):
+		return invalidField("resource_id", "is not a resource id (lowercase letters, digits and dashes)")
+	case req.Quantity == nil:
+		one := int64(1)
+		req.Quantity = &one
+	case *req.Quantity < 1:
+		return invalidField("quantity", "must be at least 1")
+	case *req.Quantity > maxQuantity:
+		return invalidField("quantity", "is too large")
+	}
+	if len(req.From) > 64 {
+		return invalidField("from", "is too long")
+	}
+	if len(req.To) > 64 {
+		return invalidField("to", "is too long")
+	}
+	return nil
+}
+
+// HoldJSON is a hold as the API shows it.
+type HoldJSON struct {
+	ID         string `json:"id"`
+	ResourceID string `json:"resource_id"`
+	Status     string `json:"status"`
+	Quantity   uint32 `json:"quantity"`
+	From       string `json:"from,omitempty"`
+	To         string `json:"to,omitempty"`
+	ExpiresAt  string `json:"expires_at,omitempty"`
+	CreatedAt  string `json:"created_at"`
+	UpdatedAt  string `json:"updated_at"`
+}
+
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(timeLayout) }
+
+func holdJSON(h *bookdv1.Hold) HoldJSON {
+	j := HoldJSON{
+		ID:         h.GetHoldId(),
+		ResourceID: h.GetResourceId(),
+		Status:     holdStatus(h.GetStatus()),
+		Quantity:   h.GetQuantity(),
+		From:       h.GetFrom(),
+		To:         h.GetTo(),
+		CreatedAt:  msTime(h.GetCreatedAtMs()),
+		UpdatedAt:  msTime(h.GetUpdatedAtMs()),
+	}
+	if h.GetStatus() == bookdv1.HoldStatus_HOLD_STATUS_HELD || h.GetStatus() == bookdv1.HoldStatus_HOLD_STATUS_EXPIRED {
+		j.ExpiresAt = msTime(h.GetExpiresAtMs())
+	}
+	return j
+}
+
+func holdStatus(s bookdv1.HoldStatus) string {
+	switch s {
+	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
+		return "held"
+	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
+		return "confirmed"
+	case bookdv1.HoldStatus_HOLD_STATUS_RELEASED:
+		return "released"
+	case bookdv1.HoldStatus_HOLD_STATUS_CANCELLED:
+		return "cancelled"
+	case bookdv1.HoldStatus_HOLD_STATUS_EXPIRED:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// handlePlaceHold is POST /v1/holds.
+func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && !validIdempotencyKey(key) {
+		writeProblem(w, r, invalidField("Idempotency-Key", "must be 1 to 255 printable ASCII characters"))
+		return
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	req, p := decodeHoldRequest(body)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	holdID := newHoldID(req.ResourceID, key)
+	cmd := &bookdv1.PlaceHold{HoldId: holdID, From: req.From, To: req.To, Quantity: uint32(*req.Quantity)}
+	reply, p := s.holdCommand(r, req.ResourceID, cmd)
+	if p != nil {
+		if p.Status == http.StatusNotFound {
+			// The body named a resource that does not exist.
+			p = invalidField("resource_id", "no resource has this id")
+		}
+		writeProblem(w, r, p)
+		return
+	}
+	w.Header().Set("Location", "/v1/holds/"+reply.GetHoldId())
+	writeJSON(w, http.StatusCreated, holdJSON(reply))
+}
+
+// handleHoldAction serves GET /v1/holds/{id} and POST /v1/holds/{id}/confirm
+// and …/cancel.
+func (s *Server) handleHoldAction(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	resourceID, ok := parseHoldID(id)
+	if !ok {
+		writeProblem(w, r, newProblem(probNotFound, "hold %q does not exist", id))
+		return
+	}
+	var cmd any
+	switch r.PathValue("action") {
+	case "":
+		cmd = &bookdv1.GetHold{HoldId: id}
+	case "confirm":
+		cmd = &bookdv1.ConfirmHold{HoldId: id}
+	case "cancel":
+		cmd = &bookdv1.CancelHold{HoldId: id}
+	default:
+		writeProblem(w, r, newProblem(probNotFound, "no action %q on holds", r.PathValue("action")))
+		return
+	}
+	reply, p := s.holdCommand(r, resourceID, cmd)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	writeJSON(w, http.StatusOK, holdJSON(reply))
+}
+
+// holdCommand sends a hold command to its resource and unwraps the reply.
+func (s *Server) holdCommand(r *http.Request, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	res, err := s.actors.Request(ctx, resourceKind, resourceID, cmd)
+	if err != nil {
+		s.log.Warn("resource request failed", "resource_id", resourceID, "error", err)
+		return nil, errorProblem(err)
+	}
+	reply, ok := res.(*bookdv1.HoldReply)
+	if !ok {
+		s.log.Error("unexpected reply", "resource_id", resourceID, "type", typeName(res))
+		return nil, newProblem(probInternal, "internal error")
+	}
+	if reply.GetError() != nil {
+		return nil, actorProblem(reply.GetError())
+	}
+	return reply.GetHold(), nil
+}
