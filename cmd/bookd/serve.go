@@ -21,6 +21,8 @@ import (
 // Serve is `bookd serve`: one node on the embedded store.
 type Serve struct {
 	Stdout, Stderr io.Writer
+	// OnListen, when set, is called with the HTTP address once the API serves.
+	OnListen func(addr string)
 
 	HTTPAddr        string
 	DataDir         string
@@ -128,6 +130,9 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	go func() { served <- srv.Serve(ln) }()
 	api.SetReady(true)
 	log.Info("bookd serving", "http", ln.Addr().String(), "data", s.DataDir, "version", versionString())
+	if s.OnListen != nil {
+		s.OnListen(ln.Addr().String())
+	}
 
 	select {
 	case <-ctx.Done():
