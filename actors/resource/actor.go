@@ -91,6 +91,15 @@ func Props(cfg Config, stores Stores) *actor.Props {
 
 // Receive handles one message; protoactor calls it from one goroutine at a time.
 func (a *Actor) Receive(ctx actor.Context) {
+	a.receive(ctx)
+	if a.st != nil && a.broken == nil && !a.missing {
+		// Whatever the message decided (an expiry found on the way counts)
+		// goes to the journal now if no write is in flight.
+		a.flush(ctx)
+	}
+}
+
+func (a *Actor) receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		a.self = ctx.Self()
@@ -149,14 +158,12 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case expiryTick:
 		if a.broken == nil && !a.missing {
 			a.expire()
-			a.flush(ctx)
 		}
 	case *writeDone:
 		a.written(ctx, msg)
 	case *Drain:
 		a.draining = true
 		a.drainers = append(a.drainers, ctx.Sender())
-		a.flush(ctx)
 		a.maybeStop(ctx)
 	}
 }
@@ -220,7 +227,6 @@ func (a *Actor) command(ctx actor.Context, d decision, holdID string) {
 		}
 	}
 	a.wait(ctx.Sender(), holdReply(a.st.holds[holdID]))
-	a.flush(ctx)
 }
 
 // read answers with reply once everything decided so far is committed.
@@ -344,7 +350,6 @@ func (a *Actor) written(ctx actor.Context, done *writeDone) {
 	a.failBatch(done.b)
 	a.failAll(ctx, "a write failed")
 	a.load()
-	a.flush(ctx)
 }
 
 func (a *Actor) failBatch(b *batch) {
