@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -73,7 +74,7 @@ func parseListQuery(q map[string][]string) (persistence.ListQuery, *Problem) {
 		switch k {
 		case "limit", "cursor", "city", "kind":
 		default:
-			return out, invalidField(k, "is not a known query parameter (limit, cursor, city, kind)")
+			return out, invalidField(cmp.Or(k, "query"), "is not a known query parameter (limit, cursor, city, kind)")
 		}
 	}
 	if v := get("limit"); v != "" {
@@ -217,7 +218,7 @@ func (s *Server) handleAvailability(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for k := range q {
 		if k != "from" && k != "to" {
-			writeProblem(w, r, invalidField(k, "is not a known query parameter (from, to)"))
+			writeProblem(w, r, invalidField(cmp.Or(k, "query"), "is not a known query parameter (from, to)"))
 			return
 		}
 	}

@@ -2,12 +2,14 @@ package edge
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -72,8 +74,8 @@ func jsonProblem(err error) *Problem {
 		return invalidField("body", "is not valid JSON (it ends too early)")
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return invalidField(name, "is not a known field")
+		name, _ = strconv.Unquote(name) // encoding/json quotes it with %q
+		return invalidField(cmp.Or(name, "body"), "is not a known field")
 	}
 	var p *Problem
 	if errors.As(err, &p) {

@@ -115,49 +115,21 @@ func (a *Actor) receive(ctx actor.Context) {
 			// not committed and its callers retry.
 			a.failAll(ctx, "the resource actor stopped")
 		}
-	case *bookdv1.PlaceHold:
-		if a.refuse(ctx, true) {
+	case *bookdv1.PlaceHold, *bookdv1.ConfirmHold, *bookdv1.ReleaseHold, *bookdv1.CancelHold,
+		*bookdv1.GetHold, *bookdv1.GetAvailability:
+		if a.refuse(ctx) {
 			return
 		}
-		a.command(ctx, a.st.decidePlace(msg, a.now(), a.ttl), msg.GetHoldId())
-	case *bookdv1.ConfirmHold:
-		if a.refuse(ctx, true) {
-			return
-		}
-		a.command(ctx, a.st.decideConfirm(msg.GetHoldId(), a.now()), msg.GetHoldId())
-	case *bookdv1.ReleaseHold:
-		if a.refuse(ctx, true) {
-			return
-		}
-		a.command(ctx, a.st.decideRelease(msg.GetHoldId(), a.now()), msg.GetHoldId())
-	case *bookdv1.CancelHold:
-		if a.refuse(ctx, true) {
-			return
-		}
-		a.command(ctx, a.st.decideCancel(msg.GetHoldId(), a.now()), msg.GetHoldId())
-	case *bookdv1.GetHold:
-		if a.refuse(ctx, true) {
-			return
-		}
-		h, rej := a.st.lookup(msg.GetHoldId())
-		if rej != nil {
-			a.answer(ctx.Sender(), rej)
-			return
-		}
-		a.read(ctx, holdReply(h))
-	case *bookdv1.GetAvailability:
-		if a.refuse(ctx, false) {
-			return
-		}
-		a.expire()
-		r := a.st.availability(msg, a.now())
-		if r.Availability != nil {
-			r.Availability.Epoch = a.epoch
-		}
-		a.read(ctx, r)
+		// One instant per message: holds due by now expire before the
+		// command is decided, so nothing is decided against a stale hold.
+		now := a.now()
+		a.expire(now)
+		a.handle(ctx, now)
 	case expiryTick:
-		if a.broken == nil && !a.missing {
-			a.expire()
+		a.timer = nil
+		if a.st != nil && a.broken == nil && !a.missing {
+			a.expire(a.now())
+			a.armTimer()
 		}
 	case *writeDone:
 		a.written(ctx, msg)
@@ -168,11 +140,43 @@ func (a *Actor) receive(ctx actor.Context) {
 	}
 }
 
+// handle decides one command at now.
+func (a *Actor) handle(ctx actor.Context, now time.Time) {
+	switch msg := ctx.Message().(type) {
+	case *bookdv1.PlaceHold:
+		a.command(ctx, a.st.decidePlace(msg, now, a.ttl), msg.GetHoldId())
+	case *bookdv1.ConfirmHold:
+		a.command(ctx, a.st.decideConfirm(msg.GetHoldId(), now), msg.GetHoldId())
+	case *bookdv1.ReleaseHold:
+		a.command(ctx, a.st.decideRelease(msg.GetHoldId(), now), msg.GetHoldId())
+	case *bookdv1.CancelHold:
+		a.command(ctx, a.st.decideCancel(msg.GetHoldId(), now), msg.GetHoldId())
+	case *bookdv1.GetHold:
+		h, rej := a.st.lookup(msg.GetHoldId())
+		if rej != nil {
+			a.answer(ctx.Sender(), rej)
+			return
+		}
+		a.read(ctx, holdReply(h))
+	case *bookdv1.GetAvailability:
+		r := a.st.availability(msg, now)
+		if r.Availability != nil {
+			r.Availability.Epoch = a.epoch
+		}
+		a.read(ctx, r)
+	}
+}
+
 func (a *Actor) now() time.Time { return a.cfg.Now() }
 
 // refuse answers a command that the actor cannot take now and reports
 // whether it did. Reads are still served while draining.
-func (a *Actor) refuse(ctx actor.Context, changes bool) bool {
+func (a *Actor) refuse(ctx actor.Context) bool {
+	changes := true
+	switch ctx.Message().(type) {
+	case *bookdv1.GetHold, *bookdv1.GetAvailability:
+		changes = false
+	}
 	var reply proto.Message
 	switch {
 	case a.missing:
@@ -210,7 +214,6 @@ func (a *Actor) answer(to *actor.PID, reply any) {
 // earlier decision is committed (at once when nothing is pending); new events
 // are applied, batched, and answered after their batch commits.
 func (a *Actor) command(ctx actor.Context, d decision, holdID string) {
-	a.expire()
 	if len(d.events) == 0 {
 		if rep, ok := d.reply.(*bookdv1.HoldReply); ok && rep.Error != nil {
 			// A rejection changes nothing and promises nothing: answer now.
@@ -277,9 +280,9 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 	return nil
 }
 
-// expire decides the expiry of every hold that is due.
-func (a *Actor) expire() {
-	for _, ev := range a.st.decideExpiry(a.now()) {
+// expire decides the expiry of every hold that is due at now.
+func (a *Actor) expire(now time.Time) {
+	for _, ev := range a.st.decideExpiry(now) {
 		if err := a.decide(ev); err != nil {
 			return
 		}
@@ -453,7 +456,7 @@ func (a *Actor) load() {
 	a.lastSnapSeq = snap.Seq
 	a.epoch = rand.Uint64()
 	a.broken = nil
-	a.expire()
+	a.expire(a.now())
 	a.armTimer()
 	a.log.Debug("resource loaded", "seq", st.seq, "holds", len(st.holds), "epoch", a.epoch)
 }
