@@ -91,6 +91,7 @@ func Props(cfg Config, stores Stores) *actor.Props {
 
 // Receive handles one message; protoactor calls it from one goroutine at a time.
 func (a *Actor) Receive(ctx actor.Context) {
+	a.cfg.Logger.Debug("DBG receive", "type", fmt.Sprintf("%T", ctx.Message()), "pending", len(a.pending), "inflight", a.inflight != nil)
 	a.receive(ctx)
 	if a.st != nil && a.broken == nil && !a.missing {
 		// Whatever the message decided (an expiry found on the way counts)

@@ -49,15 +49,15 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	got := string(out)
 	for _, want := range []string{
-		`"id":"velodrom-concert"`,                // the listing
-		`"id":"concert-standing"`,                // its resource
-		`"free":5000,"held":0,"confirmed":0`,     // fresh availability
-		`"free":4998,"held":2,"confirmed":0`,     // after the hold
-		`"status":"confirmed"`,                   // confirm
-		`"free":4998,"held":0,"confirmed":2`,     // after the confirmation
+		`"id":"velodrom-concert"`,                 // the listing
+		`"id":"concert-standing"`,                 // its resource
+		`"free":5000,"held":0,"confirmed":0`,      // fresh availability
+		`"free":4998,"held":2,"confirmed":0`,      // after the hold
+		`"status":"confirmed"`,                    // confirm
+		`"free":4998,"held":0,"confirmed":2`,      // after the confirmation
 		`{"start":"2030-06-01","free":0,"held":1`, // the room's first night
 		`{"start":"2030-06-04","free":1,"held":0`, // the night after the stay
-		`"type":"/problems/sold-out"`,            // the overlapping night
+		`"type":"/problems/sold-out"`,             // the overlapping night
 		"HTTP 409",
 		`"resource_id":"tasca-table-1","status":"held"`, // the table
 		`"field":"quantity"`,                            // the bad input names its field
