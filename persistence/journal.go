@@ -31,8 +31,11 @@ type Journal interface {
 	// transaction: all of them or none. events must not be empty. When snap is
 	// not nil it is saved in the same transaction; snap.Seq must then be
 	// expectedSeq+len(events).
-	// It returns a *ConflictError when the stream's last seq is not expectedSeq.
-	// Once Append returns nil the events are durable.
+	// It returns a *ConflictError when the stream's last seq is not expectedSeq;
+	// then nothing was written. Once Append returns nil the events are
+	// durable. Any other error leaves the outcome unknown (the commit may have
+	// happened and its acknowledgement been lost): the caller must reload the
+	// stream before it decides anything more.
 	Append(ctx context.Context, stream string, expectedSeq uint64, events [][]byte, snap *Snapshot) error
 
 	// Load calls fn for every event of stream with Seq > afterSeq, in order.

@@ -1,0 +1,408 @@
+package sqlite
+
+import (
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/conformance"
+)
+
+// opener returns a conformance.Opener for the file at path.
+func opener(path string) conformance.Opener {
+	return func(t *testing.T) persistence.Store {
+		t.Helper()
+		s, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatalf("Open(%q) = %v, want nil", path, err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) conformance.Opener {
+		return opener(filepath.Join(t.TempDir(), "bookd.db"))
+	})
+}
+
+// openT opens the file at path and closes it when t ends.
+func openT(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open(%q) = %v, want nil", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close() = %v, want nil", err)
+		}
+	})
+	return s
+}
+
+type appliedMigration struct {
+	version   int
+	name      string
+	appliedAt int64
+}
+
+func appliedMigrations(t *testing.T, s *Store) []appliedMigration {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), `SELECT version, name, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatalf("query schema_migrations: %v", err)
+	}
+	defer func() { _ = rows.Close() }()
+	var ms []appliedMigration
+	for rows.Next() {
+		var m appliedMigration
+		if err := rows.Scan(&m.version, &m.name, &m.appliedAt); err != nil {
+			t.Fatalf("scan schema_migrations: %v", err)
+		}
+		ms = append(ms, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("query schema_migrations: %v", err)
+	}
+	return ms
+}
+
+func TestOpenCreatesFolderAndSetsPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "bookd.db")
+	s := openT(t, path)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Stat(%q) after Open = %v, want the file", path, err)
+	}
+	if s.Path() != path {
+		t.Errorf("Path() = %q, want %q", s.Path(), path)
+	}
+	ctx := t.Context()
+	tests := []struct {
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{s.w, "journal_mode", "wal"},
+		{s.w, "synchronous", "2"}, // FULL
+		{s.w, "foreign_keys", "1"},
+		{s.w, "busy_timeout", "5000"},
+		{s.r, "journal_mode", "wal"},
+		{s.r, "query_only", "1"},
+		{s.r, "busy_timeout", "5000"},
+	}
+	for _, tt := range tests {
+		var got string
+		if err := tt.db.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+			t.Errorf("PRAGMA %s = %v", tt.pragma, err)
+			continue
+		}
+		if got != tt.want {
+			which := "writer"
+			if tt.db == s.r {
+				which = "reader"
+			}
+			t.Errorf("%s: PRAGMA %s = %q, want %q", which, tt.pragma, got, tt.want)
+		}
+	}
+}
+
+func TestOpenPathWithOddCharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "da ta?#%", "book d.db")
+	s := openT(t, path)
+	mustAppend(t, s, "resource/x", 0)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Stat(%q) = %v, want the file under its exact name", path, err)
+	}
+}
+
+func mustAppend(t *testing.T, s *Store, stream string, expectedSeq uint64) {
+	t.Helper()
+	if err := s.Append(t.Context(), stream, expectedSeq, [][]byte{[]byte("e")}, nil); err != nil {
+		t.Fatalf("Append(%q, %d) = %v, want nil", stream, expectedSeq, err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		path string
+		opts Options
+	}{
+		{"empty path", "", Options{}},
+		{"memory", ":memory:", Options{}},
+		{"uri", "file:" + filepath.Join(dir, "x.db"), Options{}},
+		{"negative busy timeout", filepath.Join(dir, "x.db"), Options{BusyTimeout: -time.Second}},
+		{"sub-millisecond busy timeout", filepath.Join(dir, "x.db"), Options{BusyTimeout: time.Microsecond}},
+		{"negative readers", filepath.Join(dir, "x.db"), Options{MaxReaders: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tt.path, tt.opts)
+			if err == nil {
+				_ = s.Close()
+				t.Errorf("Open(%q, %+v) = nil error, want an error", tt.path, tt.opts)
+			}
+		})
+	}
+}
+
+func TestMigrationsApplyOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bookd.db")
+	want, err := readMigrations(migrationFiles)
+	if err != nil {
+		t.Fatalf("readMigrations() = %v", err)
+	}
+	if len(want) == 0 {
+		t.Fatal("readMigrations() = no migrations")
+	}
+
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", path, err)
+	}
+	first := appliedMigrations(t, s)
+	if len(first) != len(want) {
+		t.Fatalf("schema_migrations after first Open = %v, want %d rows", first, len(want))
+	}
+	for i, m := range first {
+		if m.version != want[i].version || m.name != want[i].name {
+			t.Errorf("schema_migrations row %d = %+v, want version %d name %q", i, m, want[i].version, want[i].name)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+
+	for range 2 {
+		s := openT(t, path)
+		again := appliedMigrations(t, s)
+		if len(again) != len(first) {
+			t.Fatalf("schema_migrations after reopen = %v, want %v", again, first)
+		}
+		for i := range again {
+			if again[i] != first[i] {
+				t.Errorf("schema_migrations row %d after reopen = %+v, want %+v (applied once)", i, again[i], first[i])
+			}
+		}
+	}
+}
+
+func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
+	ctx := t.Context()
+	fsys := fstest.MapFS{
+		"migrations/0001_init.sql":  &fstest.MapFile{Data: mustRead(t, "migrations/0001_init.sql")},
+		"migrations/0002_half.sql":  &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")},
+		"migrations/0003_after.sql": &fstest.MapFile{Data: []byte("CREATE TABLE after_half (x INTEGER);")},
+	}
+	err := migrate(ctx, s.w, fsys)
+	if err == nil || !strings.Contains(err.Error(), "0002_half.sql") {
+		t.Fatalf("migrate(broken 0002) = %v, want an error naming 0002_half.sql", err)
+	}
+	for _, table := range []string{"half", "after_half"} {
+		var n int
+		if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE name = ?`, table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("table %q after a failed migration: count %d, %v, want 0, nil", table, n, err)
+		}
+	}
+	if got := appliedMigrations(t, s); len(got) != 1 {
+		t.Errorf("schema_migrations after a failed migration = %v, want only version 1", got)
+	}
+
+	// Fixed, it applies, and only the new steps.
+	fsys["migrations/0002_half.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER);")}
+	if err := migrate(ctx, s.w, fsys); err != nil {
+		t.Fatalf("migrate(fixed) = %v, want nil", err)
+	}
+	if got := appliedMigrations(t, s); len(got) != 3 {
+		t.Errorf("schema_migrations after the fix = %v, want versions 1 to 3", got)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := migrationFiles.ReadFile(name)
+	if err != nil {
+		t.Fatalf("ReadFile(%q) = %v", name, err)
+	}
+	return b
+}
+
+func TestReadMigrationsRejects(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+	}{
+		{"gap", []string{"0001_a.sql", "0003_c.sql"}},
+		{"not from 1", []string{"0002_b.sql"}},
+		{"duplicate", []string{"0001_a.sql", "0001_b.sql"}},
+		{"bad name", []string{"0001_a.sql", "2_b.sql"}},
+		{"upper case", []string{"0001_Init.sql"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			for _, f := range tt.files {
+				fsys["migrations/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
+			}
+			if ms, err := readMigrations(fsys); err == nil {
+				t.Errorf("readMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
+			}
+		})
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bookd.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatalf("Open(%q) = %v", path, err)
+	}
+	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatalf("insert future migration: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if s, err := Open(t.Context(), path, Options{}); err == nil || !strings.Contains(err.Error(), "9999") {
+		if err == nil {
+			_ = s.Close()
+		}
+		t.Errorf("Open(%q) of a newer schema = %v, want an error naming version 9999", path, err)
+	}
+}
+
+func TestCatalogRejectsInvalid(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
+	ctx := t.Context()
+	if err := s.CreateProvider(ctx, persistence.Provider{ID: "p", Name: "P"}); err != nil {
+		t.Fatalf("CreateProvider = %v", err)
+	}
+	listing := persistence.Listing{ID: "l", ProviderID: "p", Kind: persistence.KindRestaurant, Name: "L", City: "Porto", TimeZone: "Europe/Lisbon"}
+	if err := s.CreateListing(ctx, listing); err != nil {
+		t.Fatalf("CreateListing = %v", err)
+	}
+	if err := s.CreateProvider(ctx, persistence.Provider{Name: "no id"}); err == nil {
+		t.Errorf("CreateProvider(no id) = nil, want an error")
+	}
+
+	badListings := map[string]persistence.Listing{
+		"no id":       {ProviderID: "p", Kind: persistence.KindRestaurant},
+		"no provider": {ID: "l2", Kind: persistence.KindRestaurant},
+		"bad kind":    {ID: "l2", ProviderID: "p", Kind: "castle"},
+	}
+	for name, l := range badListings {
+		if err := s.CreateListing(ctx, l); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
+			t.Errorf("CreateListing(%s) = %v, want a validation error", name, err)
+		}
+	}
+
+	ok := persistence.Resource{ID: "r", ListingID: "l", Name: "T1", Unit: persistence.SlotMinutes, SlotMinutes: 30, Capacity: 1, HoldTTL: time.Minute}
+	badResources := map[string]func(r *persistence.Resource){
+		"no id":                     func(r *persistence.Resource) { r.ID = "" },
+		"no listing":                func(r *persistence.Resource) { r.ListingID = "" },
+		"zero capacity":             func(r *persistence.Resource) { r.Capacity = 0 },
+		"negative ttl":              func(r *persistence.Resource) { r.HoldTTL = -time.Second },
+		"bad unit":                  func(r *persistence.Resource) { r.Unit = "fortnight" },
+		"minutes not dividing":      func(r *persistence.Resource) { r.SlotMinutes = 7 },
+		"minutes zero":              func(r *persistence.Resource) { r.SlotMinutes = 0 },
+		"night with minutes":        func(r *persistence.Resource) { r.Unit = persistence.SlotNight },
+		"single with minutes":       func(r *persistence.Resource) { r.Unit = persistence.SlotSingle },
+		"minutes longer than a day": func(r *persistence.Resource) { r.SlotMinutes = 2880 },
+	}
+	for name, mutate := range badResources {
+		r := ok
+		mutate(&r)
+		if err := s.CreateResource(ctx, r); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
+			t.Errorf("CreateResource(%s) = %v, want a validation error", name, err)
+		}
+	}
+	if err := s.CreateResource(ctx, ok); err != nil {
+		t.Errorf("CreateResource(valid) = %v, want nil", err)
+	}
+}
+
+func TestZeroCreatedAtIsStamped(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
+	before := time.Now()
+	if err := s.CreateProvider(t.Context(), persistence.Provider{ID: "p", Name: "P"}); err != nil {
+		t.Fatalf("CreateProvider = %v", err)
+	}
+	p, err := s.GetProvider(t.Context(), "p")
+	if err != nil {
+		t.Fatalf("GetProvider = %v", err)
+	}
+	if p.CreatedAt.Before(before.Add(-time.Millisecond)) || p.CreatedAt.After(time.Now()) || p.CreatedAt.Location() != time.UTC {
+		t.Errorf("GetProvider(p).CreatedAt = %v, want the time of the create in UTC", p.CreatedAt)
+	}
+}
+
+func TestAppendRejectsEmptyStream(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
+	if err := s.Append(t.Context(), "", 0, [][]byte{[]byte("e")}, nil); err == nil || errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("Append(\"\", 0) = %v, want a validation error", err)
+	}
+}
+
+// TestUniqueViolationIsConflict checks the fence's last line: when an insert
+// hits the primary key although the seq check passed (a trigger plays the
+// writer that got in between), Append returns a ConflictError and writes
+// nothing.
+func TestUniqueViolationIsConflict(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
+	ctx := t.Context()
+	mustAppend(t, s, "s", 0)
+	if _, err := s.w.ExecContext(ctx, `CREATE TRIGGER sneak BEFORE INSERT ON events WHEN NEW.data = x'ff'
+		BEGIN INSERT INTO events (stream, seq, data, at) VALUES (NEW.stream, NEW.seq, x'00', 0); END`); err != nil {
+		t.Fatalf("create trigger: %v", err)
+	}
+	err := s.Append(ctx, "s", 1, [][]byte{[]byte("ok"), {0xff}}, &persistence.Snapshot{Seq: 3})
+	var ce *persistence.ConflictError
+	if !errors.Is(err, persistence.ErrConflict) || !errors.As(err, &ce) || ce.Stream != "s" || ce.ExpectedSeq != 1 {
+		t.Fatalf("Append hitting the primary key = %v, want a ConflictError on s at 1", err)
+	}
+	if got, err := s.LastSeq(ctx, "s"); got != 1 || err != nil {
+		t.Errorf("LastSeq(s) after the conflict = %d, %v, want 1, nil", got, err)
+	}
+	if _, ok, err := s.LoadSnapshot(ctx, "s"); ok || err != nil {
+		t.Errorf("LoadSnapshot(s) after the conflict = ok %v, %v, want false, nil", ok, err)
+	}
+}
+
+// TestCloseTwice checks Close after concurrent use, twice, and use after.
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "bookd.db"), Options{})
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() { mustAppendErr(t, s, string(rune('a'+i))) })
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close() = %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close() = %v, want nil", err)
+	}
+	if err := s.Ping(t.Context()); err == nil {
+		t.Errorf("Ping() after Close = nil, want an error")
+	}
+}
+
+func mustAppendErr(t *testing.T, s *Store, stream string) {
+	t.Helper()
+	if err := s.Append(t.Context(), stream, 0, [][]byte{[]byte("e")}, nil); err != nil {
+		t.Errorf("Append(%q, 0) = %v, want nil", stream, err)
+	}
+}
