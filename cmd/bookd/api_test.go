@@ -572,4 +572,3 @@ func TestListings(t *testing.T) {
 		}
 	}
 }
-
