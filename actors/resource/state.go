@@ -50,14 +50,22 @@ func newState(resourceID string, capacity uint32, slots Slots) *state {
 	}
 }
 
-// apply changes the state by one event, the next in the journal.
+// apply changes the state by one event, the next in the journal. An event
+// that does not fit the state is refused and changes nothing, seq included.
 func (s *state) apply(ev *bookdv1.Event) error {
+	if err := s.applyKind(ev); err != nil {
+		return err
+	}
 	s.seq++
+	return nil
+}
+
+func (s *state) applyKind(ev *bookdv1.Event) error {
 	switch k := ev.GetKind().(type) {
 	case *bookdv1.Event_Placed:
 		p := k.Placed
 		if _, dup := s.holds[p.GetHoldId()]; dup {
-			return fmt.Errorf("event %d places hold %s twice", s.seq, p.GetHoldId())
+			return fmt.Errorf("event %d places hold %s twice", s.seq+1, p.GetHoldId())
 		}
 		h := &hold{
 			view: &bookdv1.Hold{
@@ -86,7 +94,7 @@ func (s *state) apply(ev *bookdv1.Event) error {
 	case *bookdv1.Event_Expired:
 		return s.transition(ev, k.Expired.GetHoldId(), bookdv1.HoldStatus_HOLD_STATUS_EXPIRED)
 	default:
-		return fmt.Errorf("event %d has no known kind", s.seq)
+		return fmt.Errorf("event %d has no known kind", s.seq+1)
 	}
 	return nil
 }
@@ -94,11 +102,11 @@ func (s *state) apply(ev *bookdv1.Event) error {
 func (s *state) transition(ev *bookdv1.Event, id string, to bookdv1.HoldStatus) error {
 	h, ok := s.holds[id]
 	if !ok {
-		return fmt.Errorf("event %d changes unknown hold %s", s.seq, id)
+		return fmt.Errorf("event %d changes unknown hold %s", s.seq+1, id)
 	}
 	from := h.view.Status
 	if !h.active() {
-		return fmt.Errorf("event %d moves hold %s from %v to %v", s.seq, id, from, to)
+		return fmt.Errorf("event %d moves hold %s from %v to %v", s.seq+1, id, from, to)
 	}
 	s.take(h, from, -1)
 	h.view.Status = to
