@@ -80,6 +80,19 @@ type Actor struct {
 
 	draining bool
 	drainers []*actor.PID
+
+	// stopping is set once the actor is on its way out; answers are then
+	// held in afterStop and sent on *actor.Stopped. Until then protoactor
+	// still routes requests to this PID and drops those that reach the
+	// stopped mailbox, so a caller answered earlier could retry into a void.
+	stopping  bool
+	afterStop []stopAnswer
+}
+
+// stopAnswer is an answer held back until the actor has stopped.
+type stopAnswer struct {
+	to  *actor.PID
+	msg any
 }
 
 // Props returns the props of resource actors for the cluster kind Kind.
@@ -91,7 +104,6 @@ func Props(cfg Config, stores Stores) *actor.Props {
 
 // Receive handles one message; protoactor calls it from one goroutine at a time.
 func (a *Actor) Receive(ctx actor.Context) {
-	a.cfg.Logger.Debug("DBG receive", "type", fmt.Sprintf("%T", ctx.Message()), "pending", len(a.pending), "inflight", a.inflight != nil)
 	a.receive(ctx)
 	if a.st != nil && a.broken == nil && !a.missing {
 		// Whatever the message decided (an expiry found on the way counts)
@@ -110,12 +122,18 @@ func (a *Actor) receive(ctx actor.Context) {
 		a.log = a.cfg.Logger.With("subsystem", "resource", "resource_id", a.id)
 		a.activate()
 	case *actor.Stopping:
+		a.stopping = true
 		a.stopTimer()
 		if a.inflight != nil || len(a.pending) > 0 {
 			// Not reached by Drain or a lost fence; a plain stop voids what is
 			// not committed and its callers retry.
 			a.failAll(ctx, "the resource actor stopped")
 		}
+	case *actor.Stopped:
+		for _, s := range a.afterStop {
+			a.system.Root.Send(s.to, s.msg)
+		}
+		a.afterStop = nil
 	case *bookdv1.PlaceHold, *bookdv1.ConfirmHold, *bookdv1.ReleaseHold, *bookdv1.CancelHold,
 		*bookdv1.GetHold, *bookdv1.GetAvailability:
 		if a.refuse(ctx) {
@@ -183,9 +201,11 @@ func (a *Actor) refuse(ctx actor.Context) bool {
 	case a.missing:
 		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND, "resource %s does not exist", a.id)
 		// Stop, so that a resource created later is found by a new activation.
-		ctx.Stop(a.self)
+		a.stop(ctx)
 	case a.broken != nil:
 		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "resource %s is unavailable: %v", a.id, a.broken)
+	case a.stopping:
+		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "resource %s is moving; retry", a.id)
 	case a.draining && changes:
 		reply = errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "resource %s is moving; retry", a.id)
 	default:
@@ -206,8 +226,22 @@ func errorReply(msg any, code bookdv1.ErrorCode, format string, args ...any) pro
 }
 
 func (a *Actor) answer(to *actor.PID, reply any) {
-	if to != nil {
+	switch {
+	case to == nil:
+	case a.stopping:
+		a.afterStop = append(a.afterStop, stopAnswer{to: to, msg: reply})
+	default:
 		a.system.Root.Send(to, reply)
+	}
+}
+
+// stop stops the actor after the messages already in its mailbox, which are
+// refused (a plain ctx.Stop would drop them unanswered); answers wait for
+// *actor.Stopped.
+func (a *Actor) stop(ctx actor.Context) {
+	if !a.stopping {
+		a.stopping = true
+		ctx.Poison(a.self)
 	}
 }
 
@@ -345,9 +379,9 @@ func (a *Actor) written(ctx actor.Context, done *writeDone) {
 		// Another activation committed first: this one's history is void.
 		a.log.Warn("journal fence lost; stopping", "error", done.err)
 		a.broken = done.err
+		a.stop(ctx)
 		a.failBatch(done.b)
 		a.failAll(ctx, "the resource moved")
-		ctx.Stop(a.self)
 		return
 	}
 	a.log.Error("batch write failed; reloading from the journal", "error", done.err)
@@ -384,11 +418,11 @@ func (a *Actor) maybeStop(ctx actor.Context) {
 	if !a.draining || a.inflight != nil || len(a.pending) > 0 {
 		return
 	}
+	a.stop(ctx)
 	for _, d := range a.drainers {
 		a.answer(d, &DrainDone{})
 	}
 	a.drainers = nil
-	ctx.Stop(a.self)
 }
 
 // activate loads the resource's settings and state.
@@ -466,6 +500,7 @@ func (a *Actor) fail(err error) {
 	a.log.Error("resource unavailable", "error", err)
 	a.broken = err
 	// Stop soon so that the next command activates afresh.
+	a.stopping = true
 	a.system.Root.Poison(a.self)
 }
 
