@@ -143,6 +143,9 @@ func (a *Actor) receive(ctx actor.Context) {
 		// command is decided, so nothing is decided against a stale hold.
 		now := a.now()
 		a.expire(now)
+		if a.refuse(ctx) { // the expiry broke the actor
+			return
+		}
 		a.handle(ctx, now)
 	case expiryTick:
 		a.timer = nil
@@ -260,7 +263,8 @@ func (a *Actor) command(ctx actor.Context, d decision, holdID string) {
 	}
 	for _, ev := range d.events {
 		if err := a.decide(ev); err != nil {
-			a.answer(ctx.Sender(), errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, "%v", err))
+			a.answer(ctx.Sender(), errorReply(ctx.Message(), bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE,
+				"resource %s could not decide; retry with the same id", a.id))
 			return
 		}
 	}
@@ -299,8 +303,10 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 		return fmt.Errorf("marshal event: %w", err)
 	}
 	if err := a.st.apply(ev); err != nil {
-		// The decision was made against this very state: a bug.
-		a.log.Error("apply own decision", "error", err)
+		// The decision was made against this very state, so this is a bug.
+		// What was decided since the last commit cannot be trusted: start
+		// over from the journal in a new activation.
+		a.fail(fmt.Errorf("apply own decision: %w", err))
 		return err
 	}
 	n := len(a.pending)
@@ -449,6 +455,9 @@ func (a *Actor) activate() {
 		return
 	}
 	a.ttl = res.HoldTTL
+	if a.ttl <= 0 {
+		a.ttl = DefaultHoldTTL
+	}
 	a.st = newState(a.id, uint32(res.Capacity), slots)
 	a.load()
 }
@@ -515,7 +524,7 @@ func (a *Actor) armTimer() {
 		return
 	}
 	a.stopTimer()
-	d := time.Until(time.UnixMilli(at))
+	d := time.UnixMilli(at).Sub(a.now()) // on the clock decisions use
 	self, root := a.self, a.system.Root
 	a.timer = time.AfterFunc(max(d, 0), func() { root.Send(self, expiryTick{}) })
 	a.timerAt = at

@@ -11,6 +11,9 @@ import (
 // Kind is the cluster kind of resource actors.
 const Kind = "resource"
 
+// DefaultHoldTTL is how long a hold lasts on a resource that sets no TTL.
+const DefaultHoldTTL = 10 * time.Minute
+
 // Config is how resource actors run. Start from DefaultConfig.
 type Config struct {
 	// SnapshotEvery is how many events may follow the last snapshot before the

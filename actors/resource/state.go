@@ -105,7 +105,7 @@ func (s *state) transition(ev *bookdv1.Event, id string, to bookdv1.HoldStatus) 
 		return fmt.Errorf("event %d changes unknown hold %s", s.seq+1, id)
 	}
 	from := h.view.Status
-	if !h.active() {
+	if !allowedTransition(from, to) {
 		return fmt.Errorf("event %d moves hold %s from %v to %v", s.seq+1, id, from, to)
 	}
 	s.take(h, from, -1)
@@ -115,6 +115,20 @@ func (s *state) transition(ev *bookdv1.Event, id string, to bookdv1.HoldStatus) 
 		s.take(h, to, +1)
 	}
 	return nil
+}
+
+// allowedTransition is the hold life cycle: a held hold is confirmed,
+// released, cancelled or expires; a confirmed one can only be cancelled. The
+// journal is replayed through it, so a confirmed booking can never be lost to
+// a stray event.
+func allowedTransition(from, to bookdv1.HoldStatus) bool {
+	switch from {
+	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
+		return to != bookdv1.HoldStatus_HOLD_STATUS_HELD
+	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
+		return to == bookdv1.HoldStatus_HOLD_STATUS_CANCELLED
+	}
+	return false
 }
 
 // take adds (sign +1) or removes (sign -1) a hold's units in the given
