@@ -81,7 +81,7 @@ func holdJSON(h *bookdv1.Hold) HoldJSON {
 	j := HoldJSON{
 		ID:         h.GetHoldId(),
 		ResourceID: h.GetResourceId(),
-		Status:     holdStatus(h.GetStatus()),
+		Status:     h.GetStatus().APIName(),
 		Quantity:   h.GetQuantity(),
 		From:       h.GetFrom(),
 		To:         h.GetTo(),
@@ -92,22 +92,6 @@ func holdJSON(h *bookdv1.Hold) HoldJSON {
 		j.ExpiresAt = msTime(h.GetExpiresAtMs())
 	}
 	return j
-}
-
-func holdStatus(s bookdv1.HoldStatus) string {
-	switch s {
-	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
-		return "held"
-	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
-		return "confirmed"
-	case bookdv1.HoldStatus_HOLD_STATUS_RELEASED:
-		return "released"
-	case bookdv1.HoldStatus_HOLD_STATUS_CANCELLED:
-		return "cancelled"
-	case bookdv1.HoldStatus_HOLD_STATUS_EXPIRED:
-		return "expired"
-	}
-	return "unknown"
 }
 
 // handlePlaceHold is POST /v1/holds.

@@ -118,7 +118,7 @@ func (s *state) decideConfirm(id string, now time.Time) decision {
 			"hold %s expired at %s", id, time.UnixMilli(h.view.ExpiresAtMs).UTC().Format(time.RFC3339))}
 	}
 	return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_HOLD_NOT_ACTIVE, "",
-		"hold %s is %s and cannot be confirmed", id, statusName(h.view.Status))}
+		"hold %s is %s and cannot be confirmed", id, h.view.Status.APIName())}
 }
 
 // decideRelease: held → released; a hold already without units is answered
@@ -183,21 +183,4 @@ func (s *state) availability(cmd *bookdv1.GetAvailability, now time.Time) *bookd
 		return true
 	})
 	return &bookdv1.AvailabilityReply{Availability: a}
-}
-
-// statusName is the status as the API writes it.
-func statusName(s bookdv1.HoldStatus) string {
-	switch s {
-	case bookdv1.HoldStatus_HOLD_STATUS_HELD:
-		return "held"
-	case bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED:
-		return "confirmed"
-	case bookdv1.HoldStatus_HOLD_STATUS_RELEASED:
-		return "released"
-	case bookdv1.HoldStatus_HOLD_STATUS_CANCELLED:
-		return "cancelled"
-	case bookdv1.HoldStatus_HOLD_STATUS_EXPIRED:
-		return "expired"
-	}
-	return "unknown"
 }

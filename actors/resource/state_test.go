@@ -67,12 +67,12 @@ func TestStateApplyTransitions(t *testing.T) {
 	held, conf := bookdv1.HoldStatus_HOLD_STATUS_HELD, bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED
 	for _, from := range allStatuses {
 		for _, to := range allStatuses[1:] {
-			t.Run(fmt.Sprintf("%s to %s", statusName(from), statusName(to)), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s to %s", from.APIName(), to.APIName()), func(t *testing.T) {
 				s := holdIn(t, from)
 				seq := s.seq
 				err := s.apply(evTo("a", to))
 				if allowed := from == held || (from == conf && to == bookdv1.HoldStatus_HOLD_STATUS_CANCELLED); (err == nil) != allowed {
-					t.Fatalf("apply(%s → %s) = %v, want allowed %v", statusName(from), statusName(to), err, allowed)
+					t.Fatalf("apply(%s → %s) = %v, want allowed %v", from.APIName(), to.APIName(), err, allowed)
 				}
 				if err == nil {
 					seq++
@@ -228,7 +228,7 @@ func TestDecideTransitions(t *testing.T) {
 	now := time.UnixMilli(500)
 	for _, from := range allStatuses {
 		for c := range 3 {
-			t.Run(names[c]+" "+statusName(from), func(t *testing.T) {
+			t.Run(names[c]+" "+from.APIName(), func(t *testing.T) {
 				s := holdIn(t, from)
 				decide := [3]func(string, time.Time) decision{s.decideConfirm, s.decideRelease, s.decideCancel}[c]
 				for _, id := range []string{"", "zz"} {
@@ -242,18 +242,18 @@ func TestDecideTransitions(t *testing.T) {
 				switch w := want[from][c]; {
 				case w == event:
 					if len(got.events) != 1 || got.reply != nil {
-						t.Fatalf("%s of a %s hold = %v, want one event", names[c], statusName(from), got)
+						t.Fatalf("%s of a %s hold = %v, want one event", names[c], from.APIName(), got)
 					}
 					if err := s.apply(got.events[0]); err != nil || s.holds["a"].view.Status != targets[c] {
 						t.Errorf("apply the decision = %v, status %v; want %v", err, s.holds["a"].view.Status, targets[c])
 					}
 				case w == asItStands:
 					if len(got.events) != 0 || rep.GetHold().GetStatus() != from {
-						t.Errorf("%s of a %s hold = %v, want the hold as it stands", names[c], statusName(from), got)
+						t.Errorf("%s of a %s hold = %v, want the hold as it stands", names[c], from.APIName(), got)
 					}
 				default:
 					if len(got.events) != 0 || rep.GetError().GetCode() != bookdv1.ErrorCode(-w) {
-						t.Errorf("%s of a %s hold = %v, want %v", names[c], statusName(from), got, bookdv1.ErrorCode(-w))
+						t.Errorf("%s of a %s hold = %v, want %v", names[c], from.APIName(), got, bookdv1.ErrorCode(-w))
 					}
 				}
 			})

@@ -61,7 +61,7 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
-	logs *bytes.Buffer
+	logs *syncBuffer
 	done chan error
 }
 
@@ -73,9 +73,8 @@ func startBookd(t *testing.T, dir string, extra ...string) *proc {
 	args := append([]string{"serve", "--data", dir, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bookdBinary(t), args...)
 	cmd.Env = append(os.Environ(), "BOOKD_HTTP="+addr) // the flag's environment twin
-	p := &proc{cmd: cmd, addr: addr, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = p.logs, &lockedWriter{w: p.logs}
-	cmd.Stdout = cmd.Stderr
+	p := &proc{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +123,6 @@ func (p *proc) kill(t *testing.T, sig syscall.Signal) error {
 		t.Fatalf("bookd did not exit after %v", sig)
 		return nil
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
 
 // call sends a JSON request and decodes the JSON answer into out (if not nil).
