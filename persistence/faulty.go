@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // FaultyJournal wraps a real Journal and, on command, makes its appends
@@ -150,16 +151,16 @@ func (f *FaultyJournal) Loads() []LoadCall {
 
 // Append waits while blocked, takes the next fault, and appends to the
 // wrapped journal unless the fault says otherwise.
-func (f *FaultyJournal) Append(ctx context.Context, stream string, expectedSeq uint64, events [][]byte, snap *Snapshot) error {
-	call := AppendCall{Stream: stream, ExpectedSeq: expectedSeq, Events: len(events), Snapshot: snap != nil}
-	call.Err = f.append(ctx, &call, events, snap)
+func (f *FaultyJournal) Append(ctx context.Context, b Batch) error {
+	call := AppendCall{Stream: b.Stream, ExpectedSeq: b.ExpectedSeq, Events: len(b.Events), Snapshot: b.Snapshot != nil}
+	call.Err = f.append(ctx, &call, b)
 	f.mu.Lock()
 	f.appends = append(f.appends, call)
 	f.mu.Unlock()
 	return call.Err
 }
 
-func (f *FaultyJournal) append(ctx context.Context, call *AppendCall, events [][]byte, snap *Snapshot) error {
+func (f *FaultyJournal) append(ctx context.Context, call *AppendCall, b Batch) error {
 	f.mu.Lock()
 	inScope := f.scope == "" || f.scope == call.Stream
 	gate := f.gate
@@ -195,7 +196,7 @@ func (f *FaultyJournal) append(ctx context.Context, call *AppendCall, events [][
 	if ft != nil && !ft.afterCommit {
 		return ft.err
 	}
-	if err := f.inner.Append(ctx, call.Stream, call.ExpectedSeq, events, snap); err != nil {
+	if err := f.inner.Append(ctx, b); err != nil {
 		return err
 	}
 	call.Committed = true
@@ -216,6 +217,11 @@ func (f *FaultyJournal) Load(ctx context.Context, stream string, afterSeq uint64
 // LastSeq reads from the wrapped journal.
 func (f *FaultyJournal) LastSeq(ctx context.Context, stream string) (uint64, error) {
 	return f.inner.LastSeq(ctx, stream)
+}
+
+// DueWakes reads from the wrapped journal.
+func (f *FaultyJournal) DueWakes(ctx context.Context, now time.Time, limit int) ([]Wake, error) {
+	return f.inner.DueWakes(ctx, now, limit)
 }
 
 // LoadSnapshot reads from the wrapped journal.

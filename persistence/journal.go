@@ -20,23 +20,44 @@ type Snapshot struct {
 	Data []byte
 }
 
-// Journal stores event streams, one per actor (for example "resource/<id>").
+// Batch is one conditional append to a stream.
+type Batch struct {
+	Stream string
+	// ExpectedSeq is the seq of the stream's last event as the writer knows it.
+	ExpectedSeq uint64
+	// Events are appended as ExpectedSeq+1, ExpectedSeq+2, …; at least one.
+	Events [][]byte
+	// Snapshot, when not nil, is saved in the same transaction; its Seq must
+	// be ExpectedSeq+len(Events).
+	Snapshot *Snapshot
+	// Wake, when not nil, sets in the same transaction when the stream's
+	// owner must be woken even if nobody sends it anything (a hold's expiry);
+	// the zero time clears it. Nil leaves the wake time as it is.
+	Wake *time.Time
+}
+
+// Wake is a stream whose owner asked to be woken at At.
+type Wake struct {
+	Stream string
+	At     time.Time
+}
+
+// Journal stores event streams, one per actor (for example "resource/<id>"),
+// and the wake times of their owners (durable timers).
 //
 // The conditional append is the fence that keeps two activations of one actor
 // from both committing: Append succeeds only when the last event of the
-// stream has sequence number expectedSeq. Everything else returns a
+// stream has sequence number b.ExpectedSeq. Everything else returns a
 // *ConflictError and writes nothing.
 type Journal interface {
-	// Append writes events as seq expectedSeq+1, expectedSeq+2, … in one
-	// transaction: all of them or none. events must not be empty. When snap is
-	// not nil it is saved in the same transaction; snap.Seq must then be
-	// expectedSeq+len(events).
-	// It returns a *ConflictError when the stream's last seq is not expectedSeq;
-	// then nothing was written. Once Append returns nil the events are
-	// durable. Any other error leaves the outcome unknown (the commit may have
-	// happened and its acknowledgement been lost): the caller must reload the
-	// stream before it decides anything more.
-	Append(ctx context.Context, stream string, expectedSeq uint64, events [][]byte, snap *Snapshot) error
+	// Append writes b's events, snapshot and wake time in one transaction:
+	// all of them or none.
+	// It returns a *ConflictError when the stream's last seq is not
+	// b.ExpectedSeq; then nothing was written. Once Append returns nil the
+	// batch is durable. Any other error leaves the outcome unknown (the commit
+	// may have happened and its acknowledgement been lost): the caller must
+	// reload the stream before it decides anything more.
+	Append(ctx context.Context, b Batch) error
 
 	// Load calls fn for every event of stream with Seq > afterSeq, in order.
 	// It stops at and returns the first error fn returns.
@@ -48,4 +69,8 @@ type Journal interface {
 	// LoadSnapshot returns the newest snapshot of stream; ok is false when the
 	// stream has none.
 	LoadSnapshot(ctx context.Context, stream string) (snap Snapshot, ok bool, err error)
+
+	// DueWakes returns up to limit streams whose wake time is at or before
+	// now, earliest first.
+	DueWakes(ctx context.Context, now time.Time, limit int) ([]Wake, error)
 }

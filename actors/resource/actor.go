@@ -360,7 +360,7 @@ func (a *Actor) flush(ctx actor.Context) {
 func (a *Actor) write(b *batch, expectedSeq uint64, snap *persistence.Snapshot) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
 	defer cancel()
-	err := a.stores.Journal.Append(ctx, Stream(a.id), expectedSeq, b.events, snap)
+	err := a.stores.Journal.Append(ctx, persistence.Batch{Stream: Stream(a.id), ExpectedSeq: expectedSeq, Events: b.events, Snapshot: snap})
 	a.system.Root.Send(a.self, &writeDone{b: b, err: err})
 }
 

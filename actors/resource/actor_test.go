@@ -425,7 +425,7 @@ func TestFence(t *testing.T) {
 	a := e.availability(t, id, "", "")
 
 	// The other writer, at the same expected seq the actor will use.
-	if err := e.store.Append(t.Context(), Stream(id), a.Seq, [][]byte{foreignPlaced("theirs", 2)}, nil); err != nil {
+	if err := e.store.Append(t.Context(), persistence.Batch{Stream: Stream(id), ExpectedSeq: a.Seq, Events: [][]byte{foreignPlaced("theirs", 2)}}); err != nil {
 		t.Fatalf("foreign Append at seq %d: %v", a.Seq, err)
 	}
 	e.mustFail(t, id, &bookdv1.PlaceHold{HoldId: "late", Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE)

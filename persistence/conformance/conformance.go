@@ -56,6 +56,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Helper()
 	t.Run("Journal", func(t *testing.T) { testJournal(t, factory) })
 	t.Run("Fence", func(t *testing.T) { testFence(t, factory) })
+	t.Run("Wakes", func(t *testing.T) { testWakes(t, factory) })
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, factory) })
 	t.Run("Ping", func(t *testing.T) {
 		s := fresh(t, factory)
@@ -154,7 +155,7 @@ func testReopen(t *testing.T, factory Factory) {
 
 	// The fence holds across the restart: the old position conflicts, the
 	// reloaded one appends.
-	if err := s.Append(ctx, stream, 3, payloads("stale", 1), nil); !isConflict(err, stream, 3, 5) {
+	if err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: 3, Events: payloads("stale", 1)}); !isConflict(err, stream, 3, 5) {
 		t.Errorf("Append(%q, 3) after reopen = %v, want a conflict at 5", stream, err)
 	}
 	mustAppend(t, s, stream, 5, payloads("after", 1), nil)

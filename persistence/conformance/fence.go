@@ -56,7 +56,7 @@ func testFenceRounds(t *testing.T, factory Factory, writers, stores int) {
 			s := ss[w%stores]
 			wg.Go(func() {
 				<-go1
-				errs[w] = s.Append(ctx, stream, expected, [][]byte{data[w]}, nil)
+				errs[w] = s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: expected, Events: [][]byte{data[w]}})
 			})
 		}
 		close(go1)
@@ -121,7 +121,7 @@ func testFenceRetry(t *testing.T, factory Factory) {
 					t.Errorf("LastSeq(%q) = %v, want nil", stream, err)
 					return
 				}
-				err = s.Append(ctx, stream, seq, [][]byte{fmt.Appendf(nil, "writer %d event %d", w, i)}, nil)
+				err = s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: seq, Events: [][]byte{fmt.Appendf(nil, "writer %d event %d", w, i)}})
 				switch {
 				case err == nil:
 					i++

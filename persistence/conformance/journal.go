@@ -41,7 +41,7 @@ func payloads(prefix string, n int) [][]byte {
 // mustAppend appends and fails t on error.
 func mustAppend(t *testing.T, s persistence.Store, stream string, expectedSeq uint64, events [][]byte, snap *persistence.Snapshot) {
 	t.Helper()
-	if err := s.Append(t.Context(), stream, expectedSeq, events, snap); err != nil {
+	if err := s.Append(t.Context(), persistence.Batch{Stream: stream, ExpectedSeq: expectedSeq, Events: events, Snapshot: snap}); err != nil {
 		t.Fatalf("Append(%q, %d, %d events) = %v, want nil", stream, expectedSeq, len(events), err)
 	}
 }
@@ -199,7 +199,7 @@ func testConflict(t *testing.T, s persistence.Store) {
 			if tt.snap {
 				sn = &persistence.Snapshot{Seq: tt.expectedSeq + uint64(tt.n), Data: []byte("lost")}
 			}
-			err := s.Append(ctx, stream, tt.expectedSeq, payloads("lost", tt.n), sn)
+			err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: tt.expectedSeq, Events: payloads("lost", tt.n), Snapshot: sn})
 			if !errors.Is(err, persistence.ErrConflict) {
 				t.Fatalf("Append(%q, %d) = %v, want an error matching ErrConflict", stream, tt.expectedSeq, err)
 			}
@@ -220,7 +220,7 @@ func testConflict(t *testing.T, s persistence.Store) {
 
 	// An empty stream is at 0.
 	const empty = "resource/conflict-empty"
-	if err := s.Append(ctx, empty, 1, payloads("e", 1), nil); !isConflict(err, empty, 1, 0) {
+	if err := s.Append(ctx, persistence.Batch{Stream: empty, ExpectedSeq: 1, Events: payloads("e", 1)}); !isConflict(err, empty, 1, 0) {
 		t.Errorf("Append(%q, 1) on an empty stream = %v, want a conflict with ActualSeq 0", empty, err)
 	}
 	if got := loadAll(t, s, empty, 0); len(got) != 0 {
@@ -248,7 +248,7 @@ func testInvalidAppend(t *testing.T, s persistence.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := s.Append(ctx, stream, 2, tt.events, tt.snap)
+			err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: 2, Events: tt.events, Snapshot: tt.snap})
 			if err == nil || errors.Is(err, persistence.ErrConflict) {
 				t.Errorf("Append(%q, 2, %d events, %+v) = %v, want an error that is not a conflict", stream, len(tt.events), tt.snap, err)
 			}
@@ -277,7 +277,7 @@ func testAtomicity(t *testing.T, s persistence.Store) {
 	wg.Go(func() {
 		defer close(done)
 		for i := range batches {
-			if err := s.Append(ctx, stream, uint64(i*size), payloads(fmt.Sprint("b", i), size), nil); err != nil {
+			if err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: uint64(i * size), Events: payloads(fmt.Sprint("b", i), size)}); err != nil {
 				t.Errorf("Append(%q, %d, %d events) = %v, want nil", stream, i*size, size, err)
 				return
 			}
@@ -319,7 +319,7 @@ func testDoneContext(t *testing.T, s persistence.Store) {
 	mustAppend(t, s, stream, 0, payloads("e", 1), nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := s.Append(ctx, stream, 1, payloads("late", 4), &persistence.Snapshot{Seq: 5}); err == nil {
+	if err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: 1, Events: payloads("late", 4), Snapshot: &persistence.Snapshot{Seq: 5}}); err == nil {
 		t.Errorf("Append(%q) with a canceled context = nil, want an error", stream)
 	}
 	if got, err := s.LastSeq(t.Context(), stream); got != 1 || err != nil {
@@ -371,7 +371,7 @@ func testIndependentStreams(t *testing.T, s persistence.Store) {
 			mustAppend(t, s, stream, uint64(round*n), payloads(fmt.Sprint(stream, round), n), nil)
 		}
 	}
-	if err := s.Append(ctx, streams[0], 0, payloads("x", 1), nil); !isConflict(err, streams[0], 0, 3) {
+	if err := s.Append(ctx, persistence.Batch{Stream: streams[0], ExpectedSeq: 0, Events: payloads("x", 1)}); !isConflict(err, streams[0], 0, 3) {
 		t.Errorf("Append(%q, 0) = %v, want a conflict at 3", streams[0], err)
 	}
 	mustAppend(t, s, streams[1], 6, payloads("snap", 1), &persistence.Snapshot{Seq: 7, Data: []byte("only 10")})
@@ -413,7 +413,7 @@ func testConcurrentStreams(t *testing.T, s persistence.Store) {
 				if i%5 == 4 {
 					snap = &persistence.Snapshot{Seq: uint64(i + 1), Data: fmt.Appendf(nil, "state %d", i+1)}
 				}
-				if err := s.Append(ctx, stream, uint64(i), payloads(stream, 1), snap); err != nil {
+				if err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: uint64(i), Events: payloads(stream, 1), Snapshot: snap}); err != nil {
 					t.Errorf("Append(%q, %d) = %v, want nil", stream, i, err)
 					return
 				}

@@ -45,7 +45,7 @@ func BenchmarkAppend(b *testing.B) {
 			ctx := b.Context()
 			seq := uint64(0)
 			for b.Loop() {
-				if err := s.Append(ctx, "resource/bench", seq, events, nil); err != nil {
+				if err := s.Append(ctx, persistence.Batch{Stream: "resource/bench", ExpectedSeq: seq, Events: events}); err != nil {
 					b.Fatalf("Append(%d) = %v", seq, err)
 				}
 				seq += uint64(n)
@@ -67,7 +67,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 		stream := fmt.Sprintf("resource/bench-%d", next.Add(1))
 		seq := uint64(0)
 		for pb.Next() {
-			if err := s.Append(ctx, stream, seq, events, nil); err != nil {
+			if err := s.Append(ctx, persistence.Batch{Stream: stream, ExpectedSeq: seq, Events: events}); err != nil {
 				b.Errorf("Append(%q, %d) = %v", stream, seq, err)
 				return
 			}
@@ -82,7 +82,7 @@ func BenchmarkLoad(b *testing.B) {
 	s := benchStore(b)
 	ctx := b.Context()
 	const n = 1000
-	if err := s.Append(ctx, "resource/bench", 0, benchEvents(n), &persistence.Snapshot{Seq: n, Data: []byte("s")}); err != nil {
+	if err := s.Append(ctx, persistence.Batch{Stream: "resource/bench", ExpectedSeq: 0, Events: benchEvents(n), Snapshot: &persistence.Snapshot{Seq: n, Data: []byte("s")}}); err != nil {
 		b.Fatalf("Append = %v", err)
 	}
 	for b.Loop() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/bookd/bookd/persistence"
 )
@@ -29,7 +30,8 @@ func insertEvents(n int) string {
 // chunk in memory and no connection while fn runs.
 const loadChunk = 256
 
-// Append writes events as seq expectedSeq+1, … and snap, if any, in one
+// Append writes b's events as seq b.ExpectedSeq+1, …, its snapshot and its
+// wake time, if any, in one
 // BEGIN IMMEDIATE transaction on the writer: it reads the stream's last seq
 // under the write lock, returns a *persistence.ConflictError (with ActualSeq)
 // when it is not expectedSeq, and inserts otherwise. The primary key on
@@ -40,7 +42,8 @@ const loadChunk = 256
 // It returns a plain error, and writes nothing, when stream is empty, events
 // is empty, snap.Seq is not expectedSeq+len(events), or the seqs would not
 // fit in an int64.
-func (s *Store) Append(ctx context.Context, stream string, expectedSeq uint64, events [][]byte, snap *persistence.Snapshot) error {
+func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
+	stream, expectedSeq, events, snap := b.Stream, b.ExpectedSeq, b.Events, b.Snapshot
 	if err := checkAppend(stream, expectedSeq, events, snap); err != nil {
 		return err
 	}
@@ -81,6 +84,12 @@ func (s *Store) Append(ctx context.Context, stream string, expectedSeq uint64, e
 			WHERE excluded.seq > snapshots.seq`,
 			stream, int64(snap.Seq), blob(snap.Data), at); err != nil {
 			return fmt.Errorf("sqlite: append to %q: snapshot %d: %w", stream, snap.Seq, err)
+		}
+	}
+
+	if b.Wake != nil {
+		if err := setWake(ctx, tx, stream, *b.Wake); err != nil {
+			return fmt.Errorf("sqlite: append to %q: wake: %w", stream, err)
 		}
 	}
 
@@ -214,4 +223,39 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Sn
 		return persistence.Snapshot{}, false, fmt.Errorf("sqlite: load snapshot of %q: %w", stream, err)
 	}
 	return persistence.Snapshot{Seq: uint64(seq), Data: data}, true, nil
+}
+
+// setWake sets (or, for the zero time, clears) stream's wake time inside tx.
+func setWake(ctx context.Context, tx *sql.Tx, stream string, at time.Time) error {
+	if at.IsZero() {
+		_, err := tx.ExecContext(ctx, `DELETE FROM wakes WHERE stream = ?`, stream)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO wakes (stream, at) VALUES (?, ?)
+		ON CONFLICT (stream) DO UPDATE SET at = excluded.at`, stream, toMicros(at))
+	return err
+}
+
+// DueWakes returns up to limit streams whose wake time is at or before now,
+// earliest first.
+func (s *Store) DueWakes(ctx context.Context, now time.Time, limit int) ([]persistence.Wake, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("sqlite: due wakes: limit %d, want at least 1", limit)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT stream, at FROM wakes WHERE at <= ? ORDER BY at, stream LIMIT ?`, toMicros(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: due wakes: %w", err)
+	}
+	defer rows.Close()
+	var out []persistence.Wake
+	for rows.Next() {
+		var w persistence.Wake
+		var at int64
+		if err := rows.Scan(&w.Stream, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: due wakes: %w", err)
+		}
+		w.At = fromMicros(at)
+		out = append(out, w)
+	}
+	return out, rows.Err()
 }

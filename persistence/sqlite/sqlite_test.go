@@ -3,7 +3,10 @@ package sqlite
 import (
 	"database/sql"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,7 +128,7 @@ func TestOpenPathWithOddCharacters(t *testing.T) {
 
 func mustAppend(t *testing.T, s *Store, stream string, expectedSeq uint64) {
 	t.Helper()
-	if err := s.Append(t.Context(), stream, expectedSeq, [][]byte{[]byte("e")}, nil); err != nil {
+	if err := s.Append(t.Context(), persistence.Batch{Stream: stream, ExpectedSeq: expectedSeq, Events: [][]byte{[]byte("e")}}); err != nil {
 		t.Fatalf("Append(%q, %d) = %v, want nil", stream, expectedSeq, err)
 	}
 }
@@ -199,14 +202,22 @@ func TestMigrationsApplyOnce(t *testing.T) {
 func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
 	ctx := t.Context()
-	fsys := fstest.MapFS{
-		"migrations/0001_init.sql":  &fstest.MapFile{Data: mustRead(t, "migrations/0001_init.sql")},
-		"migrations/0002_half.sql":  &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")},
-		"migrations/0003_after.sql": &fstest.MapFile{Data: []byte("CREATE TABLE after_half (x INTEGER);")},
+	// The real migrations (all applied by Open), then a broken step and one after it.
+	fsys := fstest.MapFS{}
+	real, err := fs.Glob(os.DirFS("."), "migrations/*.sql")
+	if err != nil || len(real) == 0 {
+		t.Fatalf("the real migrations: %v, %v", real, err)
 	}
-	err := migrate(ctx, s.w, fsys)
-	if err == nil || !strings.Contains(err.Error(), "0002_half.sql") {
-		t.Fatalf("migrate(broken 0002) = %v, want an error naming 0002_half.sql", err)
+	for _, name := range real {
+		fsys[name] = &fstest.MapFile{Data: mustRead(t, name)}
+	}
+	n := len(real)
+	half, after := fmt.Sprintf("migrations/%04d_half.sql", n+1), fmt.Sprintf("migrations/%04d_after.sql", n+2)
+	fsys[half] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")}
+	fsys[after] = &fstest.MapFile{Data: []byte("CREATE TABLE after_half (x INTEGER);")}
+	err = migrate(ctx, s.w, fsys)
+	if err == nil || !strings.Contains(err.Error(), path.Base(half)) {
+		t.Fatalf("migrate(broken %s) = %v, want an error naming it", half, err)
 	}
 	for _, table := range []string{"half", "after_half"} {
 		var n int
@@ -214,17 +225,17 @@ func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
 			t.Errorf("table %q after a failed migration: count %d, %v, want 0, nil", table, n, err)
 		}
 	}
-	if got := appliedMigrations(t, s); len(got) != 1 {
-		t.Errorf("schema_migrations after a failed migration = %v, want only version 1", got)
+	if got := appliedMigrations(t, s); len(got) != n {
+		t.Errorf("schema_migrations after a failed migration = %v, want only the %d real ones", got, n)
 	}
 
 	// Fixed, it applies, and only the new steps.
-	fsys["migrations/0002_half.sql"] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER);")}
+	fsys[half] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER);")}
 	if err := migrate(ctx, s.w, fsys); err != nil {
 		t.Fatalf("migrate(fixed) = %v, want nil", err)
 	}
-	if got := appliedMigrations(t, s); len(got) != 3 {
-		t.Errorf("schema_migrations after the fix = %v, want versions 1 to 3", got)
+	if got := appliedMigrations(t, s); len(got) != n+2 {
+		t.Errorf("schema_migrations after the fix = %v, want versions 1 to %d", got, n+2)
 	}
 }
 
@@ -348,7 +359,7 @@ func TestZeroCreatedAtIsStamped(t *testing.T) {
 
 func TestAppendRejectsEmptyStream(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "bookd.db"))
-	if err := s.Append(t.Context(), "", 0, [][]byte{[]byte("e")}, nil); err == nil || errors.Is(err, persistence.ErrConflict) {
+	if err := s.Append(t.Context(), persistence.Batch{Stream: "", ExpectedSeq: 0, Events: [][]byte{[]byte("e")}}); err == nil || errors.Is(err, persistence.ErrConflict) {
 		t.Errorf("Append(\"\", 0) = %v, want a validation error", err)
 	}
 }
@@ -365,7 +376,7 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 		BEGIN INSERT INTO events (stream, seq, data, at) VALUES (NEW.stream, NEW.seq, x'00', 0); END`); err != nil {
 		t.Fatalf("create trigger: %v", err)
 	}
-	err := s.Append(ctx, "s", 1, [][]byte{[]byte("ok"), {0xff}}, &persistence.Snapshot{Seq: 3})
+	err := s.Append(ctx, persistence.Batch{Stream: "s", ExpectedSeq: 1, Events: [][]byte{[]byte("ok"), {0xff}}, Snapshot: &persistence.Snapshot{Seq: 3}})
 	var ce *persistence.ConflictError
 	if !errors.Is(err, persistence.ErrConflict) || !errors.As(err, &ce) || ce.Stream != "s" || ce.ExpectedSeq != 1 {
 		t.Fatalf("Append hitting the primary key = %v, want a ConflictError on s at 1", err)
@@ -402,7 +413,7 @@ func TestCloseTwice(t *testing.T) {
 
 func mustAppendErr(t *testing.T, s *Store, stream string) {
 	t.Helper()
-	if err := s.Append(t.Context(), stream, 0, [][]byte{[]byte("e")}, nil); err != nil {
+	if err := s.Append(t.Context(), persistence.Batch{Stream: stream, ExpectedSeq: 0, Events: [][]byte{[]byte("e")}}); err != nil {
 		t.Errorf("Append(%q, 0) = %v, want nil", stream, err)
 	}
 }
