@@ -46,6 +46,9 @@ type batch struct {
 	lastSeq uint64
 	// snapshot is set when the write carries a snapshot at lastSeq.
 	snapshot bool
+	// wakeMs is when the first held hold expires once the batch is applied
+	// (0: none); it is the resource's durable wake time after this batch.
+	wakeMs int64
 }
 
 // Actor is one resource's actor. Create it with Props.
@@ -63,8 +66,10 @@ type Actor struct {
 	// committedSeq is the journal's seq as last confirmed by the store.
 	committedSeq uint64
 	lastSnapSeq  uint64
-	epoch        uint64
-	ttl          time.Duration
+	// wakeMs is the wake time the journal holds for this resource (0: none).
+	wakeMs int64
+	epoch  uint64
+	ttl    time.Duration
 
 	// inflight is the batch being written; pending are decided, not yet sent.
 	inflight *batch
@@ -135,7 +140,7 @@ func (a *Actor) receive(ctx actor.Context) {
 		}
 		a.afterStop = nil
 	case *bookdv1.PlaceHold, *bookdv1.ConfirmHold, *bookdv1.ReleaseHold, *bookdv1.CancelHold,
-		*bookdv1.GetHold, *bookdv1.GetAvailability:
+		*bookdv1.GetHold, *bookdv1.GetAvailability, *bookdv1.Wake:
 		if a.refuse(ctx) {
 			return
 		}
@@ -180,6 +185,9 @@ func (a *Actor) handle(ctx actor.Context, now time.Time) {
 			return
 		}
 		a.read(ctx, holdReply(h))
+	case *bookdv1.Wake:
+		// The due holds were expired on the way in; answer once committed.
+		a.read(ctx, &bookdv1.WakeReply{Seq: a.st.seq})
 	case *bookdv1.GetAvailability:
 		r := a.st.availability(msg, now)
 		if r.Availability != nil {
@@ -196,7 +204,7 @@ func (a *Actor) now() time.Time { return a.cfg.Now() }
 func (a *Actor) refuse(ctx actor.Context) bool {
 	changes := true
 	switch ctx.Message().(type) {
-	case *bookdv1.GetHold, *bookdv1.GetAvailability:
+	case *bookdv1.GetHold, *bookdv1.GetAvailability, *bookdv1.Wake:
 		changes = false
 	}
 	var reply proto.Message
@@ -224,6 +232,8 @@ func errorReply(msg any, code bookdv1.ErrorCode, format string, args ...any) pro
 	switch msg.(type) {
 	case *bookdv1.GetAvailability, *bookdv1.AvailabilityReply:
 		return &bookdv1.AvailabilityReply{Error: e}
+	case *bookdv1.Wake, *bookdv1.WakeReply:
+		return &bookdv1.WakeReply{Error: e}
 	}
 	return &bookdv1.HoldReply{Error: e}
 }
@@ -317,6 +327,7 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 	b := a.pending[n-1]
 	b.events = append(b.events, data)
 	b.lastSeq = a.st.seq
+	b.wakeMs, _ = a.st.nextExpiry()
 	a.armTimer()
 	return nil
 }
@@ -351,16 +362,24 @@ func (a *Actor) flush(ctx actor.Context) {
 				b.snapshot = true
 			}
 		}
-		go a.write(b, a.committedSeq, snap)
+		var wake *time.Time
+		if b.wakeMs != a.wakeMs {
+			w := time.Time{} // no held hold left: clear the wake time
+			if b.wakeMs != 0 {
+				w = time.UnixMilli(b.wakeMs)
+			}
+			wake = &w
+		}
+		go a.write(b, a.committedSeq, snap, wake)
 	}
 	a.maybeStop(ctx)
 }
 
 // write runs on its own goroutine: it appends one batch and reports back.
-func (a *Actor) write(b *batch, expectedSeq uint64, snap *persistence.Snapshot) {
+func (a *Actor) write(b *batch, expectedSeq uint64, snap *persistence.Snapshot, wake *time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
 	defer cancel()
-	err := a.stores.Journal.Append(ctx, persistence.Batch{Stream: Stream(a.id), ExpectedSeq: expectedSeq, Events: b.events, Snapshot: snap})
+	err := a.stores.Journal.Append(ctx, persistence.Batch{Stream: Stream(a.id), ExpectedSeq: expectedSeq, Events: b.events, Snapshot: snap, Wake: wake})
 	a.system.Root.Send(a.self, &writeDone{b: b, err: err})
 }
 
@@ -372,6 +391,7 @@ func (a *Actor) written(ctx actor.Context, done *writeDone) {
 	a.inflight = nil
 	if done.err == nil {
 		a.committedSeq = done.b.lastSeq
+		a.wakeMs = done.b.wakeMs
 		if done.b.snapshot {
 			a.lastSnapSeq = done.b.lastSeq
 		}
@@ -498,6 +518,9 @@ func (a *Actor) load() {
 	a.st = st
 	a.committedSeq = st.seq
 	a.lastSnapSeq = snap.Seq
+	// Wake times are written with the events that change them, so the
+	// journal's equals the loaded state's.
+	a.wakeMs, _ = st.nextExpiry()
 	a.epoch = rand.Uint64()
 	a.broken = nil
 	a.expire(a.now())

@@ -35,6 +35,7 @@ type Serve struct {
 	BatchMax        int
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
+	SweepInterval   time.Duration
 }
 
 func (s *Serve) flags() *flag.FlagSet {
@@ -51,6 +52,7 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs.IntVar(&s.BatchMax, "batch-max", 512, "most events in one journal write (group commit)")
 	fs.DurationVar(&s.RequestTimeout, "request-timeout", 5*time.Second, "how long a request may wait for a resource")
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
+	fs.DurationVar(&s.SweepInterval, "sweep-interval", 250*time.Millisecond, "how often due hold expiries are looked for (durable timers)")
 	fs.Usage = func() {
 		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
 		fs.PrintDefaults()
@@ -115,6 +117,15 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	}
 	defer node.Stop()
 
+	if s.SweepInterval <= 0 {
+		return fmt.Errorf("--sweep-interval must be positive, got %v", s.SweepInterval)
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweeper := &resource.Sweeper{Journal: store, Actors: node, Interval: s.SweepInterval, Logger: log}
+	swept := make(chan struct{})
+	go func() { defer close(swept); sweeper.Run(sweepCtx) }()
+	defer func() { stopSweep(); <-swept }()
+
 	ecfg := edge.DefaultConfig()
 	ecfg.RequestTimeout, ecfg.Logger = s.RequestTimeout, log
 	api, err := edge.New(ecfg, store, node)
@@ -139,6 +150,8 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
 	}
+	stopSweep()
+	<-swept
 	return s.shutdown(srv, api, node, log)
 }
 

@@ -460,6 +460,44 @@ func (x *GetAvailability) GetTo() string {
 	return ""
 }
 
+// Wake asks a resource to expire the holds that are due; the node's sweeper
+// sends it when the resource's durable wake time has passed.
+type Wake struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Wake) Reset() {
+	*x = Wake{}
+	mi := &file_bookd_v1_resource_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Wake) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Wake) ProtoMessage() {}
+
+func (x *Wake) ProtoReflect() protoreflect.Message {
+	mi := &file_bookd_v1_resource_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Wake.ProtoReflect.Descriptor instead.
+func (*Wake) Descriptor() ([]byte, []int) {
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{6}
+}
+
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Code  ErrorCode              `protobuf:"varint,1,opt,name=code,proto3,enum=bookd.v1.ErrorCode" json:"code,omitempty"`
@@ -472,7 +510,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[6]
+	mi := &file_bookd_v1_resource_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +522,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[6]
+	mi := &file_bookd_v1_resource_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +535,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{6}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() ErrorCode {
@@ -539,7 +577,7 @@ type Hold struct {
 
 func (x *Hold) Reset() {
 	*x = Hold{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[7]
+	mi := &file_bookd_v1_resource_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +589,7 @@ func (x *Hold) String() string {
 func (*Hold) ProtoMessage() {}
 
 func (x *Hold) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[7]
+	mi := &file_bookd_v1_resource_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +602,7 @@ func (x *Hold) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hold.ProtoReflect.Descriptor instead.
 func (*Hold) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{7}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Hold) GetHoldId() string {
@@ -642,7 +680,7 @@ type HoldReply struct {
 
 func (x *HoldReply) Reset() {
 	*x = HoldReply{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[8]
+	mi := &file_bookd_v1_resource_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +692,7 @@ func (x *HoldReply) String() string {
 func (*HoldReply) ProtoMessage() {}
 
 func (x *HoldReply) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[8]
+	mi := &file_bookd_v1_resource_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +705,7 @@ func (x *HoldReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldReply.ProtoReflect.Descriptor instead.
 func (*HoldReply) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{8}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HoldReply) GetHold() *Hold {
@@ -696,7 +734,7 @@ type SlotAvailability struct {
 
 func (x *SlotAvailability) Reset() {
 	*x = SlotAvailability{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[9]
+	mi := &file_bookd_v1_resource_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +746,7 @@ func (x *SlotAvailability) String() string {
 func (*SlotAvailability) ProtoMessage() {}
 
 func (x *SlotAvailability) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[9]
+	mi := &file_bookd_v1_resource_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +759,7 @@ func (x *SlotAvailability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotAvailability.ProtoReflect.Descriptor instead.
 func (*SlotAvailability) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{9}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SlotAvailability) GetStart() string {
@@ -767,7 +805,7 @@ type Availability struct {
 
 func (x *Availability) Reset() {
 	*x = Availability{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[10]
+	mi := &file_bookd_v1_resource_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +817,7 @@ func (x *Availability) String() string {
 func (*Availability) ProtoMessage() {}
 
 func (x *Availability) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[10]
+	mi := &file_bookd_v1_resource_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +830,7 @@ func (x *Availability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Availability.ProtoReflect.Descriptor instead.
 func (*Availability) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{10}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Availability) GetResourceId() string {
@@ -841,7 +879,7 @@ type AvailabilityReply struct {
 
 func (x *AvailabilityReply) Reset() {
 	*x = AvailabilityReply{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[11]
+	mi := &file_bookd_v1_resource_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +891,7 @@ func (x *AvailabilityReply) String() string {
 func (*AvailabilityReply) ProtoMessage() {}
 
 func (x *AvailabilityReply) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[11]
+	mi := &file_bookd_v1_resource_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +904,7 @@ func (x *AvailabilityReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AvailabilityReply.ProtoReflect.Descriptor instead.
 func (*AvailabilityReply) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{11}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AvailabilityReply) GetAvailability() *Availability {
@@ -877,6 +915,60 @@ func (x *AvailabilityReply) GetAvailability() *Availability {
 }
 
 func (x *AvailabilityReply) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// WakeReply answers Wake: the journal position after the expiries were
+// decided, or an error.
+type WakeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WakeReply) Reset() {
+	*x = WakeReply{}
+	mi := &file_bookd_v1_resource_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WakeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WakeReply) ProtoMessage() {}
+
+func (x *WakeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_bookd_v1_resource_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WakeReply.ProtoReflect.Descriptor instead.
+func (*WakeReply) Descriptor() ([]byte, []int) {
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *WakeReply) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WakeReply) GetError() *Error {
 	if x != nil {
 		return x.Error
 	}
@@ -901,7 +993,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[12]
+	mi := &file_bookd_v1_resource_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1005,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[12]
+	mi := &file_bookd_v1_resource_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1018,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{12}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Event) GetAtMs() int64 {
@@ -1037,7 +1129,7 @@ type HoldPlaced struct {
 
 func (x *HoldPlaced) Reset() {
 	*x = HoldPlaced{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[13]
+	mi := &file_bookd_v1_resource_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1141,7 @@ func (x *HoldPlaced) String() string {
 func (*HoldPlaced) ProtoMessage() {}
 
 func (x *HoldPlaced) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[13]
+	mi := &file_bookd_v1_resource_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1154,7 @@ func (x *HoldPlaced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldPlaced.ProtoReflect.Descriptor instead.
 func (*HoldPlaced) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{13}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HoldPlaced) GetHoldId() string {
@@ -1123,7 +1215,7 @@ type HoldConfirmed struct {
 
 func (x *HoldConfirmed) Reset() {
 	*x = HoldConfirmed{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[14]
+	mi := &file_bookd_v1_resource_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1227,7 @@ func (x *HoldConfirmed) String() string {
 func (*HoldConfirmed) ProtoMessage() {}
 
 func (x *HoldConfirmed) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[14]
+	mi := &file_bookd_v1_resource_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1240,7 @@ func (x *HoldConfirmed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldConfirmed.ProtoReflect.Descriptor instead.
 func (*HoldConfirmed) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{14}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HoldConfirmed) GetHoldId() string {
@@ -1167,7 +1259,7 @@ type HoldReleased struct {
 
 func (x *HoldReleased) Reset() {
 	*x = HoldReleased{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[15]
+	mi := &file_bookd_v1_resource_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1271,7 @@ func (x *HoldReleased) String() string {
 func (*HoldReleased) ProtoMessage() {}
 
 func (x *HoldReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[15]
+	mi := &file_bookd_v1_resource_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1284,7 @@ func (x *HoldReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldReleased.ProtoReflect.Descriptor instead.
 func (*HoldReleased) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{15}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HoldReleased) GetHoldId() string {
@@ -1211,7 +1303,7 @@ type HoldCancelled struct {
 
 func (x *HoldCancelled) Reset() {
 	*x = HoldCancelled{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[16]
+	mi := &file_bookd_v1_resource_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1315,7 @@ func (x *HoldCancelled) String() string {
 func (*HoldCancelled) ProtoMessage() {}
 
 func (x *HoldCancelled) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[16]
+	mi := &file_bookd_v1_resource_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1328,7 @@ func (x *HoldCancelled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldCancelled.ProtoReflect.Descriptor instead.
 func (*HoldCancelled) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{16}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HoldCancelled) GetHoldId() string {
@@ -1255,7 +1347,7 @@ type HoldExpired struct {
 
 func (x *HoldExpired) Reset() {
 	*x = HoldExpired{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[17]
+	mi := &file_bookd_v1_resource_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1359,7 @@ func (x *HoldExpired) String() string {
 func (*HoldExpired) ProtoMessage() {}
 
 func (x *HoldExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[17]
+	mi := &file_bookd_v1_resource_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1372,7 @@ func (x *HoldExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldExpired.ProtoReflect.Descriptor instead.
 func (*HoldExpired) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{17}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HoldExpired) GetHoldId() string {
@@ -1302,7 +1394,7 @@ type HoldRecord struct {
 
 func (x *HoldRecord) Reset() {
 	*x = HoldRecord{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[18]
+	mi := &file_bookd_v1_resource_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1406,7 @@ func (x *HoldRecord) String() string {
 func (*HoldRecord) ProtoMessage() {}
 
 func (x *HoldRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[18]
+	mi := &file_bookd_v1_resource_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1419,7 @@ func (x *HoldRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldRecord.ProtoReflect.Descriptor instead.
 func (*HoldRecord) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{18}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HoldRecord) GetHold() *Hold {
@@ -1362,7 +1454,7 @@ type ResourceSnapshot struct {
 
 func (x *ResourceSnapshot) Reset() {
 	*x = ResourceSnapshot{}
-	mi := &file_bookd_v1_resource_proto_msgTypes[19]
+	mi := &file_bookd_v1_resource_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1466,7 @@ func (x *ResourceSnapshot) String() string {
 func (*ResourceSnapshot) ProtoMessage() {}
 
 func (x *ResourceSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_bookd_v1_resource_proto_msgTypes[19]
+	mi := &file_bookd_v1_resource_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1479,7 @@ func (x *ResourceSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceSnapshot.ProtoReflect.Descriptor instead.
 func (*ResourceSnapshot) Descriptor() ([]byte, []int) {
-	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{19}
+	return file_bookd_v1_resource_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResourceSnapshot) GetSeq() uint64 {
@@ -1425,7 +1517,8 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"5\n" +
 	"\x0fGetAvailability\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
-	"\x02to\x18\x02 \x01(\tR\x02to\"^\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"\x06\n" +
+	"\x04Wake\"^\n" +
 	"\x05Error\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.bookd.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
@@ -1458,6 +1551,9 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\x05epoch\x18\x05 \x01(\x04R\x05epoch\"v\n" +
 	"\x11AvailabilityReply\x12:\n" +
 	"\favailability\x18\x01 \x01(\v2\x16.bookd.v1.AvailabilityR\favailability\x12%\n" +
+	"\x05error\x18\x02 \x01(\v2\x0f.bookd.v1.ErrorR\x05error\"D\n" +
+	"\tWakeReply\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12%\n" +
 	"\x05error\x18\x02 \x01(\v2\x0f.bookd.v1.ErrorR\x05error\"\xaf\x02\n" +
 	"\x05Event\x12\x13\n" +
 	"\x05at_ms\x18\x01 \x01(\x03R\x04atMs\x12.\n" +
@@ -1523,7 +1619,7 @@ func file_bookd_v1_resource_proto_rawDescGZIP() []byte {
 }
 
 var file_bookd_v1_resource_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bookd_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_bookd_v1_resource_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_bookd_v1_resource_proto_goTypes = []any{
 	(HoldStatus)(0),           // 0: bookd.v1.HoldStatus
 	(ErrorCode)(0),            // 1: bookd.v1.ErrorCode
@@ -1533,41 +1629,44 @@ var file_bookd_v1_resource_proto_goTypes = []any{
 	(*CancelHold)(nil),        // 5: bookd.v1.CancelHold
 	(*GetHold)(nil),           // 6: bookd.v1.GetHold
 	(*GetAvailability)(nil),   // 7: bookd.v1.GetAvailability
-	(*Error)(nil),             // 8: bookd.v1.Error
-	(*Hold)(nil),              // 9: bookd.v1.Hold
-	(*HoldReply)(nil),         // 10: bookd.v1.HoldReply
-	(*SlotAvailability)(nil),  // 11: bookd.v1.SlotAvailability
-	(*Availability)(nil),      // 12: bookd.v1.Availability
-	(*AvailabilityReply)(nil), // 13: bookd.v1.AvailabilityReply
-	(*Event)(nil),             // 14: bookd.v1.Event
-	(*HoldPlaced)(nil),        // 15: bookd.v1.HoldPlaced
-	(*HoldConfirmed)(nil),     // 16: bookd.v1.HoldConfirmed
-	(*HoldReleased)(nil),      // 17: bookd.v1.HoldReleased
-	(*HoldCancelled)(nil),     // 18: bookd.v1.HoldCancelled
-	(*HoldExpired)(nil),       // 19: bookd.v1.HoldExpired
-	(*HoldRecord)(nil),        // 20: bookd.v1.HoldRecord
-	(*ResourceSnapshot)(nil),  // 21: bookd.v1.ResourceSnapshot
+	(*Wake)(nil),              // 8: bookd.v1.Wake
+	(*Error)(nil),             // 9: bookd.v1.Error
+	(*Hold)(nil),              // 10: bookd.v1.Hold
+	(*HoldReply)(nil),         // 11: bookd.v1.HoldReply
+	(*SlotAvailability)(nil),  // 12: bookd.v1.SlotAvailability
+	(*Availability)(nil),      // 13: bookd.v1.Availability
+	(*AvailabilityReply)(nil), // 14: bookd.v1.AvailabilityReply
+	(*WakeReply)(nil),         // 15: bookd.v1.WakeReply
+	(*Event)(nil),             // 16: bookd.v1.Event
+	(*HoldPlaced)(nil),        // 17: bookd.v1.HoldPlaced
+	(*HoldConfirmed)(nil),     // 18: bookd.v1.HoldConfirmed
+	(*HoldReleased)(nil),      // 19: bookd.v1.HoldReleased
+	(*HoldCancelled)(nil),     // 20: bookd.v1.HoldCancelled
+	(*HoldExpired)(nil),       // 21: bookd.v1.HoldExpired
+	(*HoldRecord)(nil),        // 22: bookd.v1.HoldRecord
+	(*ResourceSnapshot)(nil),  // 23: bookd.v1.ResourceSnapshot
 }
 var file_bookd_v1_resource_proto_depIdxs = []int32{
 	1,  // 0: bookd.v1.Error.code:type_name -> bookd.v1.ErrorCode
 	0,  // 1: bookd.v1.Hold.status:type_name -> bookd.v1.HoldStatus
-	9,  // 2: bookd.v1.HoldReply.hold:type_name -> bookd.v1.Hold
-	8,  // 3: bookd.v1.HoldReply.error:type_name -> bookd.v1.Error
-	11, // 4: bookd.v1.Availability.slots:type_name -> bookd.v1.SlotAvailability
-	12, // 5: bookd.v1.AvailabilityReply.availability:type_name -> bookd.v1.Availability
-	8,  // 6: bookd.v1.AvailabilityReply.error:type_name -> bookd.v1.Error
-	15, // 7: bookd.v1.Event.placed:type_name -> bookd.v1.HoldPlaced
-	16, // 8: bookd.v1.Event.confirmed:type_name -> bookd.v1.HoldConfirmed
-	17, // 9: bookd.v1.Event.released:type_name -> bookd.v1.HoldReleased
-	18, // 10: bookd.v1.Event.cancelled:type_name -> bookd.v1.HoldCancelled
-	19, // 11: bookd.v1.Event.expired:type_name -> bookd.v1.HoldExpired
-	9,  // 12: bookd.v1.HoldRecord.hold:type_name -> bookd.v1.Hold
-	20, // 13: bookd.v1.ResourceSnapshot.holds:type_name -> bookd.v1.HoldRecord
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	10, // 2: bookd.v1.HoldReply.hold:type_name -> bookd.v1.Hold
+	9,  // 3: bookd.v1.HoldReply.error:type_name -> bookd.v1.Error
+	12, // 4: bookd.v1.Availability.slots:type_name -> bookd.v1.SlotAvailability
+	13, // 5: bookd.v1.AvailabilityReply.availability:type_name -> bookd.v1.Availability
+	9,  // 6: bookd.v1.AvailabilityReply.error:type_name -> bookd.v1.Error
+	9,  // 7: bookd.v1.WakeReply.error:type_name -> bookd.v1.Error
+	17, // 8: bookd.v1.Event.placed:type_name -> bookd.v1.HoldPlaced
+	18, // 9: bookd.v1.Event.confirmed:type_name -> bookd.v1.HoldConfirmed
+	19, // 10: bookd.v1.Event.released:type_name -> bookd.v1.HoldReleased
+	20, // 11: bookd.v1.Event.cancelled:type_name -> bookd.v1.HoldCancelled
+	21, // 12: bookd.v1.Event.expired:type_name -> bookd.v1.HoldExpired
+	10, // 13: bookd.v1.HoldRecord.hold:type_name -> bookd.v1.Hold
+	22, // 14: bookd.v1.ResourceSnapshot.holds:type_name -> bookd.v1.HoldRecord
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_bookd_v1_resource_proto_init() }
@@ -1575,7 +1674,7 @@ func file_bookd_v1_resource_proto_init() {
 	if File_bookd_v1_resource_proto != nil {
 		return
 	}
-	file_bookd_v1_resource_proto_msgTypes[12].OneofWrappers = []any{
+	file_bookd_v1_resource_proto_msgTypes[14].OneofWrappers = []any{
 		(*Event_Placed)(nil),
 		(*Event_Confirmed)(nil),
 		(*Event_Released)(nil),
@@ -1588,7 +1687,7 @@ func file_bookd_v1_resource_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bookd_v1_resource_proto_rawDesc), len(file_bookd_v1_resource_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
