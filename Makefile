@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test vet generate check-generate bench fuzz docker clean
+.PHONY: help run build deps test vet generate check-generate bench fuzz docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,7 +17,10 @@ run: ## run one node on the embedded store with demo data; the API is on :3000
 build: ## build a static bookd binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bookd
 
-test: vet check-generate ## vet, check generated code, run every test with -race, run every benchmark once
+deps: ## install the servers the tests start (PostgreSQL, Redis) when they are missing
+	bash persistence/testserver/ensure-deps.sh
+
+test: deps vet check-generate ## vet, check generated code, run every test with -race, run every benchmark once
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout 5m ./...
 

@@ -1,5 +1,5 @@
 // Command bookd is a whole bookd node: `bookd serve` runs one, `bookd
-// version` prints its version.
+// loadgen` runs a flash sale against one, `bookd version` prints its version.
 package main
 
 import (
@@ -29,6 +29,7 @@ const usage = `bookd is a booking runtime: every bookable resource is an actor.
 
 Usage:
   bookd serve [flags]    run a node (bookd serve -h lists the flags)
+  bookd loadgen [flags]  run a flash sale against a node (bookd loadgen -h lists the flags)
   bookd version          print the version
 `
 
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return (&Serve{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "loadgen":
+		return (&Loadgen{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
