@@ -58,7 +58,12 @@ func (n *testNode) placeConcurrently(bodies []string) []holdOutcome {
 // Done when 4: 2,000 concurrent holds of 1 unit on a resource of capacity
 // 50 → exactly 50 × 201, the rest 409 sold-out, availability shows 0 free.
 func TestConcurrentHoldsNeverOversell(t *testing.T) {
-	n := startNode(t, slowMachine...)
+	forEachStore(t, func(t *testing.T, store []string) {
+		concurrentHoldsNeverOversell(t, startNode(t, append(store, slowMachine...)...))
+	})
+}
+
+func concurrentHoldsNeverOversell(t *testing.T, n *testNode) {
 	const capacity, clients = 50, 2000
 	n.newResource(t, "flash-pool", `{"unit":"single"}`, capacity, 0)
 
@@ -110,7 +115,12 @@ func TestConcurrentHoldsNeverOversell(t *testing.T) {
 
 // Done when 4, second part: quantities above 1 on night ranges that overlap.
 func TestConcurrentNightHoldsNeverOversell(t *testing.T) {
-	n := startNode(t, slowMachine...)
+	forEachStore(t, func(t *testing.T, store []string) {
+		concurrentNightHoldsNeverOversell(t, startNode(t, append(store, slowMachine...)...))
+	})
+}
+
+func concurrentNightHoldsNeverOversell(t *testing.T, n *testNode) {
 	const capacity, clients, nights = 25, 400, 10
 	n.newResource(t, "flash-nights", `{"unit":"night"}`, capacity, 0)
 	first := time.Date(2031, 6, 1, 0, 0, 0, 0, time.UTC)

@@ -15,6 +15,8 @@ import (
 	"github.com/bookd/bookd/actors/resource"
 	"github.com/bookd/bookd/cluster"
 	"github.com/bookd/bookd/edge"
+	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/postgres"
 	"github.com/bookd/bookd/persistence/sqlite"
 )
 
@@ -26,6 +28,7 @@ type Serve struct {
 
 	HTTPAddr        string
 	DataDir         string
+	Postgres        string
 	Demo            bool
 	LogLevel        string
 	LogFormat       string
@@ -42,7 +45,8 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(s.Stderr)
 	fs.StringVar(&s.HTTPAddr, "http", ":3000", "address the HTTP API listens on")
-	fs.StringVar(&s.DataDir, "data", "./data", "folder of the embedded store")
+	fs.StringVar(&s.DataDir, "data", "./data", "folder of the embedded store (unused with --postgres)")
+	fs.StringVar(&s.Postgres, "postgres", "", "PostgreSQL URL (postgres://…); the embedded SQLite store when empty")
 	fs.BoolVar(&s.Demo, "demo", true, "load demo data into an empty store")
 	fs.StringVar(&s.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&s.LogFormat, "log-format", "text", "log format: text or json")
@@ -75,6 +79,15 @@ func (s *Serve) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format: want text or json, got %q", s.LogFormat)
 }
 
+// openStore opens PostgreSQL when --postgres is given, the embedded SQLite
+// file in --data otherwise.
+func (s *Serve) openStore(ctx context.Context) (persistence.Store, error) {
+	if s.Postgres != "" {
+		return postgres.Open(ctx, s.Postgres, postgres.Options{})
+	}
+	return sqlite.Open(ctx, filepath.Join(s.DataDir, "bookd.db"), sqlite.Options{})
+}
+
 // Run parses args and serves until ctx ends, then shuts down gracefully.
 func (s *Serve) Run(ctx context.Context, args []string) error {
 	fs := s.flags()
@@ -93,7 +106,7 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	}
 	slog.SetDefault(log)
 
-	store, err := sqlite.Open(ctx, filepath.Join(s.DataDir, "bookd.db"), sqlite.Options{})
+	store, err := s.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -140,7 +153,11 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	api.SetReady(true)
-	log.Info("bookd serving", "http", ln.Addr().String(), "data", s.DataDir, "version", versionString())
+	where := "sqlite:" + s.DataDir
+	if s.Postgres != "" {
+		where = "postgres"
+	}
+	log.Info("bookd serving", "http", ln.Addr().String(), "store", where, "version", versionString())
 	if s.OnListen != nil {
 		s.OnListen(ln.Addr().String())
 	}

@@ -1,0 +1,246 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bookd/bookd/persistence"
+)
+
+// appendSQL is Append as one statement, so one implicit transaction and one
+// round trip. head reads the stream's last seq; the events go in only when
+// it is the expected seq ($2); the snapshot and the wake time are written
+// only when the events went in, and only after all of them did (they read
+// the count of inserted rows), so that two racing writers meet on the events'
+// primary key first and never deadlock on the other tables. The result is
+// the last seq head saw and how many events went in.
+//
+// $1 stream, $2 expected seq, $3 events, $4 snapshot seq (NULL: none),
+// $5 snapshot data, $6 wake time (NULL: leave it), $7 clear the wake time.
+const appendSQL = `WITH head AS (
+	SELECT COALESCE(max(seq), 0) AS last FROM events WHERE stream = $1::text
+), appended AS (
+	INSERT INTO events (stream, seq, data, at)
+	SELECT $1::text, $2::bigint + e.n, e.data, now()
+	FROM head, unnest($3::bytea[]) WITH ORDINALITY AS e (data, n)
+	WHERE head.last = $2::bigint
+	RETURNING 1
+), done AS (
+	SELECT count(*) AS n FROM appended
+), snapshot AS (
+	INSERT INTO snapshots (stream, seq, data, at)
+	SELECT $1::text, $4::bigint, $5::bytea, now() FROM done
+	WHERE done.n > 0 AND $4::bigint IS NOT NULL
+	ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, data = excluded.data, at = excluded.at
+	WHERE excluded.seq > snapshots.seq
+), wake_set AS (
+	INSERT INTO wakes (stream, at)
+	SELECT $1::text, $6::timestamptz FROM done
+	WHERE done.n > 0 AND $6::timestamptz IS NOT NULL
+	ON CONFLICT (stream) DO UPDATE SET at = excluded.at
+), wake_clear AS (
+	DELETE FROM wakes USING done
+	WHERE wakes.stream = $1::text AND done.n > 0 AND $7::boolean
+)
+SELECT head.last, done.n FROM head, done`
+
+// Append writes b's events as seq b.ExpectedSeq+1, …, its snapshot and its
+// wake time, if any, in one statement (see appendSQL): all or nothing. It
+// returns a *persistence.ConflictError, having written nothing, when the
+// stream's last seq is not b.ExpectedSeq (with ActualSeq), when a racing
+// writer inserted one of the seqs first (the primary key's unique
+// violation; ActualSeq is then read again afterwards, 0 if that fails), and
+// when the server aborts the statement as a serialization failure or a
+// deadlock (possible only when the server's default isolation level is
+// above READ COMMITTED; the stream may then even be at b.ExpectedSeq, and a
+// reload finds that out). A nil entry of b.Events is stored as empty data.
+// Event.At and the snapshot's time are the server's clock at the start of
+// the statement. With the server's synchronous_commit on (its default),
+// the batch is durable when Append returns nil.
+//
+// It returns a plain error, and writes nothing, when b.Stream is empty,
+// b.Events is empty, b.Snapshot.Seq is not b.ExpectedSeq+len(b.Events), or
+// the seqs would not fit in an int64.
+func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
+	if err := checkAppend(b); err != nil {
+		return err
+	}
+	events := make([][]byte, len(b.Events))
+	for i, e := range b.Events {
+		events[i] = blob(e)
+	}
+	var (
+		snapSeq   *int64
+		snapData  []byte
+		wakeAt    *time.Time
+		clearWake bool
+	)
+	if b.Snapshot != nil {
+		seq := int64(b.Snapshot.Seq)
+		snapSeq, snapData = &seq, blob(b.Snapshot.Data)
+	}
+	if b.Wake != nil {
+		if b.Wake.IsZero() {
+			clearWake = true
+		} else {
+			at := b.Wake.UTC()
+			wakeAt = &at
+		}
+	}
+
+	var last, n int64
+	err := s.pool.QueryRow(ctx, appendSQL, b.Stream, int64(b.ExpectedSeq), events, snapSeq, snapData, wakeAt, clearWake).Scan(&last, &n)
+	if code := errCode(err); code == codeUniqueViolation || code == codeSerializationFailure || code == codeDeadlockDetected {
+		return s.conflictAfterRace(ctx, b)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: append to %q: %w", b.Stream, err)
+	}
+	if uint64(last) != b.ExpectedSeq {
+		return &persistence.ConflictError{Stream: b.Stream, ExpectedSeq: b.ExpectedSeq, ActualSeq: uint64(last)}
+	}
+	if n != int64(len(events)) {
+		// Cannot happen: the statement inserts all events or none.
+		return fmt.Errorf("postgres: append to %q: %d of %d events inserted", b.Stream, n, len(events))
+	}
+	return nil
+}
+
+// conflictAfterRace builds the ConflictError for an Append that lost a
+// race, reading the stream's last seq again when it can: the failed
+// statement has no answer of its own.
+func (s *Store) conflictAfterRace(ctx context.Context, b persistence.Batch) error {
+	ce := &persistence.ConflictError{Stream: b.Stream, ExpectedSeq: b.ExpectedSeq}
+	if last, err := s.LastSeq(ctx, b.Stream); err == nil {
+		ce.ActualSeq = last
+	}
+	return ce
+}
+
+// checkAppend validates the arguments of Append.
+func checkAppend(b persistence.Batch) error {
+	if b.Stream == "" {
+		return errors.New("postgres: append: empty stream name")
+	}
+	if len(b.Events) == 0 {
+		return fmt.Errorf("postgres: append to %q: no events", b.Stream)
+	}
+	if b.ExpectedSeq > math.MaxInt64-uint64(len(b.Events)) {
+		return fmt.Errorf("postgres: append to %q: seq %d+%d does not fit in an int64", b.Stream, b.ExpectedSeq, len(b.Events))
+	}
+	if b.Snapshot != nil {
+		if want := b.ExpectedSeq + uint64(len(b.Events)); b.Snapshot.Seq != want {
+			return fmt.Errorf("postgres: append to %q: snapshot seq is %d, want %d (expected seq %d + %d events)",
+				b.Stream, b.Snapshot.Seq, want, b.ExpectedSeq, len(b.Events))
+		}
+	}
+	return nil
+}
+
+// blob makes nil data an empty BYTEA (the columns are NOT NULL).
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// loadChunk is how many events Load reads per query. Load holds at most one
+// chunk in memory and no connection while fn runs.
+const loadChunk = 512
+
+// Load calls fn for every event of stream with Seq > afterSeq, in order. It
+// reads loadChunk events per query and calls fn between queries, holding no
+// connection, so fn may call the Store. Events appended while Load runs may
+// be included; there is never a gap.
+func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn func(persistence.Event) error) error {
+	if afterSeq >= math.MaxInt64 {
+		return nil
+	}
+	after := int64(afterSeq)
+	for {
+		chunk, err := s.loadChunk(ctx, stream, after)
+		if err != nil {
+			return fmt.Errorf("postgres: load %q after %d: %w", stream, after, err)
+		}
+		for _, e := range chunk {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < loadChunk {
+			return nil
+		}
+		after = int64(chunk[len(chunk)-1].Seq)
+	}
+}
+
+// loadChunk reads up to loadChunk events of stream after seq after.
+func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]persistence.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, data, at FROM events WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		stream, after, loadChunk)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) {
+		var (
+			e   persistence.Event
+			seq int64
+		)
+		err := row.Scan(&seq, &e.Data, &e.At)
+		e.Seq = uint64(seq)
+		return e, err
+	})
+}
+
+// LastSeq returns the seq of the last event of stream, 0 when it has none.
+func (s *Store) LastSeq(ctx context.Context, stream string) (uint64, error) {
+	var last int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(seq), 0) FROM events WHERE stream = $1`, stream).Scan(&last); err != nil {
+		return 0, fmt.Errorf("postgres: last seq of %q: %w", stream, err)
+	}
+	return uint64(last), nil
+}
+
+// LoadSnapshot returns the snapshot saved by the newest Append that carried
+// one; ok is false when there is none.
+func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Snapshot, bool, error) {
+	var (
+		seq  int64
+		data []byte
+	)
+	err := s.pool.QueryRow(ctx, `SELECT seq, data FROM snapshots WHERE stream = $1`, stream).Scan(&seq, &data)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return persistence.Snapshot{}, false, nil
+	case err != nil:
+		return persistence.Snapshot{}, false, fmt.Errorf("postgres: load snapshot of %q: %w", stream, err)
+	}
+	return persistence.Snapshot{Seq: uint64(seq), Data: data}, true, nil
+}
+
+// DueWakes returns up to limit streams whose wake time is at or before now,
+// earliest first (then by stream). Wake times are kept to the microsecond.
+func (s *Store) DueWakes(ctx context.Context, now time.Time, limit int) ([]persistence.Wake, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("postgres: due wakes: limit %d, want at least 1", limit)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT stream, at FROM wakes WHERE at <= $1 ORDER BY at, stream LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due wakes: %w", err)
+	}
+	wakes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Wake, error) {
+		var w persistence.Wake
+		err := row.Scan(&w.Stream, &w.At)
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due wakes: %w", err)
+	}
+	return wakes, nil
+}

@@ -1,0 +1,576 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/conformance"
+	"github.com/bookd/bookd/persistence/testserver"
+)
+
+// TestMain keeps one PostgreSQL server for every test of the package and
+// runs them in a time zone other than UTC, so that a time that comes back
+// in time.Local instead of UTC fails the conformance suite.
+func TestMain(m *testing.M) {
+	time.Local = time.FixedZone("UTC+5:30", 5*3600+1800)
+	os.Exit(testserver.Main(m))
+}
+
+// opener returns a conformance.Opener for the database at url.
+func opener(url string) conformance.Opener {
+	return func(t *testing.T) persistence.Store {
+		t.Helper()
+		s, err := Open(t.Context(), url, Options{})
+		if err != nil {
+			t.Fatalf("Open(%s) = %v, want nil", url, err)
+		}
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, func(t *testing.T) conformance.Opener {
+		return opener(testserver.DatabaseT(t))
+	})
+}
+
+// openT opens the database at url and closes the Store when t ends.
+func openT(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), url, Options{})
+	if err != nil {
+		t.Fatalf("Open(%s) = %v, want nil", url, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close() = %v, want nil", err)
+		}
+	})
+	return s
+}
+
+func mustAppend(t *testing.T, s *Store, stream string, expectedSeq uint64) {
+	t.Helper()
+	if err := s.Append(t.Context(), persistence.Batch{Stream: stream, ExpectedSeq: expectedSeq, Events: [][]byte{[]byte("e")}}); err != nil {
+		t.Fatalf("Append(%q, %d) = %v, want nil", stream, expectedSeq, err)
+	}
+}
+
+type appliedMigration struct {
+	version int
+	name    string
+}
+
+func appliedMigrations(t *testing.T, s *Store) []appliedMigration {
+	t.Helper()
+	rows, err := s.pool.Query(t.Context(), `SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatalf("query schema_migrations: %v", err)
+	}
+	ms, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (appliedMigration, error) {
+		var m appliedMigration
+		err := row.Scan(&m.version, &m.name)
+		return m, err
+	})
+	if err != nil {
+		t.Fatalf("query schema_migrations: %v", err)
+	}
+	return ms
+}
+
+func wantMigrations(t *testing.T) []migration {
+	t.Helper()
+	want, err := readMigrations(migrationFiles)
+	if err != nil {
+		t.Fatalf("readMigrations() = %v", err)
+	}
+	if len(want) == 0 {
+		t.Fatal("readMigrations() = no migrations")
+	}
+	return want
+}
+
+func checkApplied(t *testing.T, s *Store, want []migration) {
+	t.Helper()
+	got := appliedMigrations(t, s)
+	if len(got) != len(want) {
+		t.Fatalf("schema_migrations = %v, want %d rows", got, len(want))
+	}
+	for i, m := range got {
+		if m.version != want[i].version || m.name != want[i].name {
+			t.Errorf("schema_migrations row %d = %+v, want version %d name %q", i, m, want[i].version, want[i].name)
+		}
+	}
+}
+
+func TestMigrationsApplyOnce(t *testing.T) {
+	url := testserver.DatabaseT(t)
+	want := wantMigrations(t)
+	for range 3 {
+		s, err := Open(t.Context(), url, Options{})
+		if err != nil {
+			t.Fatalf("Open = %v", err)
+		}
+		checkApplied(t, s, want)
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close() = %v", err)
+		}
+	}
+}
+
+// TestMigrateConcurrently opens several Stores on one new database at once,
+// as nodes that start together do: every Open succeeds and each migration
+// is applied once.
+func TestMigrateConcurrently(t *testing.T) {
+	url := testserver.DatabaseT(t)
+	const nodes = 6
+	stores := make([]*Store, nodes)
+	errs := make([]error, nodes)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = Open(t.Context(), url, Options{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("node %d: Open = %v, want nil", i, err)
+			continue
+		}
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	if t.Failed() {
+		return
+	}
+	checkApplied(t, stores[0], wantMigrations(t))
+	mustAppend(t, stores[nodes-1], "resource/x", 0)
+}
+
+func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	fsys := fstest.MapFS{}
+	real, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil || len(real) == 0 {
+		t.Fatalf("the real migrations: %v, %v", real, err)
+	}
+	for _, name := range real {
+		b, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[name] = &fstest.MapFile{Data: b}
+	}
+	n := len(real)
+	half, after := fmt.Sprintf("migrations/%04d_half.sql", n+1), fmt.Sprintf("migrations/%04d_after.sql", n+2)
+	fsys[half] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")}
+	fsys[after] = &fstest.MapFile{Data: []byte("CREATE TABLE after_half (x INTEGER);")}
+	err = migrate(ctx, s.pool, fsys)
+	if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(half, "migrations/")) {
+		t.Fatalf("migrate(broken %s) = %v, want an error naming it", half, err)
+	}
+	for _, table := range []string{"half", "after_half"} {
+		var exists bool
+		if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil || exists {
+			t.Errorf("table %q after a failed migration: exists %v, %v, want false, nil", table, exists, err)
+		}
+	}
+	if got := appliedMigrations(t, s); len(got) != n {
+		t.Errorf("schema_migrations after a failed migration = %v, want only the %d real ones", got, n)
+	}
+
+	fsys[half] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER);")}
+	if err := migrate(ctx, s.pool, fsys); err != nil {
+		t.Fatalf("migrate(fixed) = %v, want nil", err)
+	}
+	if got := appliedMigrations(t, s); len(got) != n+2 {
+		t.Errorf("schema_migrations after the fix = %v, want versions 1 to %d", got, n+2)
+	}
+}
+
+func TestReadMigrationsRejects(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+	}{
+		{"gap", []string{"0001_a.sql", "0003_c.sql"}},
+		{"not from 1", []string{"0002_b.sql"}},
+		{"duplicate", []string{"0001_a.sql", "0001_b.sql"}},
+		{"bad name", []string{"0001_a.sql", "2_b.sql"}},
+		{"upper case", []string{"0001_Init.sql"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			for _, f := range tt.files {
+				fsys["migrations/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
+			}
+			if ms, err := readMigrations(fsys); err == nil {
+				t.Errorf("readMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
+			}
+		})
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	url := testserver.DatabaseT(t)
+	s := openT(t, url)
+	if _, err := s.pool.Exec(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', now())`); err != nil {
+		t.Fatalf("insert future migration: %v", err)
+	}
+	if s, err := Open(t.Context(), url, Options{}); err == nil || !strings.Contains(err.Error(), "9999") {
+		if err == nil {
+			_ = s.Close()
+		}
+		t.Errorf("Open of a newer schema = %v, want an error naming version 9999", err)
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	url := testserver.PostgresT(t).URL()
+	tests := []struct {
+		name string
+		url  string
+		opts Options
+	}{
+		{"negative max conns", url, Options{MaxConns: -1}},
+		{"bad url", "postgres://127.0.0.1:notaport/x", Options{}},
+		{"no such database", testserver.PostgresT(t).DatabaseURL("no_such_database"), Options{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(t.Context(), tt.url, tt.opts)
+			if err == nil {
+				_ = s.Close()
+				t.Errorf("Open(%s, %+v) = nil error, want an error", tt.url, tt.opts)
+			}
+		})
+	}
+}
+
+func TestOpenPoolSize(t *testing.T) {
+	url := testserver.DatabaseT(t)
+	tests := []struct {
+		name string
+		url  string
+		opts Options
+		want int32
+	}{
+		{"default", url, Options{}, DefaultOptions().MaxConns},
+		{"option", url, Options{MaxConns: 3}, 3},
+		{"url", url + "&pool_max_conns=5", Options{}, 5},
+		{"option over url", url + "&pool_max_conns=5", Options{MaxConns: 7}, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s2, err := Open(t.Context(), tt.url, tt.opts)
+			if err != nil {
+				t.Fatalf("Open = %v", err)
+			}
+			defer func() { _ = s2.Close() }()
+			if got := s2.pool.Config().MaxConns; got != tt.want {
+				t.Errorf("MaxConns = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppendRejectsEmptyStream(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	if err := s.Append(t.Context(), persistence.Batch{Stream: "", ExpectedSeq: 0, Events: [][]byte{[]byte("e")}}); err == nil || errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("Append(\"\", 0) = %v, want a validation error", err)
+	}
+}
+
+// TestUniqueViolationIsConflict checks the fence's last line: when an insert
+// hits the primary key although the seq check passed (a trigger plays the
+// writer that got in between), Append returns a ConflictError and writes
+// nothing, neither the events nor the snapshot nor the wake time.
+func TestUniqueViolationIsConflict(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	mustAppend(t, s, "s", 0)
+	if _, err := s.pool.Exec(ctx, `
+		CREATE FUNCTION sneak() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.data = '\xff'::bytea THEN
+				INSERT INTO events (stream, seq, data, at) VALUES (NEW.stream, NEW.seq, '\x00'::bytea, now());
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER sneak BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION sneak();`); err != nil {
+		t.Fatalf("create trigger: %v", err)
+	}
+	wake := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := s.Append(ctx, persistence.Batch{Stream: "s", ExpectedSeq: 1, Events: [][]byte{[]byte("ok"), {0xff}}, Snapshot: &persistence.Snapshot{Seq: 3}, Wake: &wake})
+	var ce *persistence.ConflictError
+	if !errors.Is(err, persistence.ErrConflict) || !errors.As(err, &ce) || ce.Stream != "s" || ce.ExpectedSeq != 1 || ce.ActualSeq != 1 {
+		t.Fatalf("Append hitting the primary key = %v, want a ConflictError on s at 1, actual 1", err)
+	}
+	if got, err := s.LastSeq(ctx, "s"); got != 1 || err != nil {
+		t.Errorf("LastSeq(s) after the conflict = %d, %v, want 1, nil", got, err)
+	}
+	if _, ok, err := s.LoadSnapshot(ctx, "s"); ok || err != nil {
+		t.Errorf("LoadSnapshot(s) after the conflict = ok %v, %v, want false, nil", ok, err)
+	}
+	if due, err := s.DueWakes(ctx, wake, 10); len(due) != 0 || err != nil {
+		t.Errorf("DueWakes after the conflict = %v, %v, want none", due, err)
+	}
+}
+
+// TestRaceOnPrimaryKey holds one writer's transaction open after it inserted
+// the next seq, so that Append reads the old last seq, waits on the primary
+// key, and loses once that writer commits: the unique violation path of a
+// real race.
+func TestRaceOnPrimaryKey(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	mustAppend(t, s, "r", 0)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `INSERT INTO events (stream, seq, data, at) VALUES ('r', 2, 'other'::bytea, now())`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Append(ctx, persistence.Batch{Stream: "r", ExpectedSeq: 1, Events: [][]byte{[]byte("mine")}})
+	}()
+	// Wait until the Append waits on the other transaction's lock.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var waiting bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Append never waited on the other writer's insert")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	var ce *persistence.ConflictError
+	if !errors.As(err, &ce) || ce.ExpectedSeq != 1 || ce.ActualSeq != 2 {
+		t.Fatalf("Append racing a committed insert = %v, want a ConflictError at 1 with ActualSeq 2", err)
+	}
+	var data []byte
+	if err := s.pool.QueryRow(ctx, `SELECT data FROM events WHERE stream = 'r' AND seq = 2`).Scan(&data); err != nil || string(data) != "other" {
+		t.Errorf("seq 2 = %q, %v, want the other writer's", data, err)
+	}
+}
+
+// TestAppendAfterBackendsTerminated kills every connection of the Store's
+// pool on the server: the pool notices, and the next Appends succeed on new
+// connections.
+func TestAppendAfterBackendsTerminated(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	mustAppend(t, s, "k", 0)
+	admin, err := pgx.Connect(ctx, testserver.PostgresT(t).DatabaseURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close(ctx) }()
+	var killed int
+	if err := admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = $1 AND pid <> pg_backend_pid()`, s.pool.Config().ConnConfig.Database).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed == 0 {
+		t.Fatal("no backend to terminate")
+	}
+	// The first use of a dead connection fails (its outcome would be
+	// unknown); the pool then drops it.
+	seq := uint64(1)
+	for range killed + 1 {
+		err := s.Append(ctx, persistence.Batch{Stream: "k", ExpectedSeq: seq, Events: [][]byte{[]byte("e")}})
+		if err == nil {
+			seq++
+			break
+		}
+		if errors.Is(err, persistence.ErrConflict) {
+			t.Fatalf("Append after a terminated backend = %v, want success or a plain error", err)
+		}
+	}
+	mustAppend(t, s, "k", seq)
+}
+
+func TestWakeTimesInUTC(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	at := time.Date(2030, 5, 6, 7, 8, 9, 123456789, time.FixedZone("x", -7*3600))
+	if err := s.Append(ctx, persistence.Batch{Stream: "w", Events: [][]byte{nil}, Wake: &at}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueWakes(ctx, at, 10)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("DueWakes(at) = %v, %v, want one", due, err)
+	}
+	if want := at.Truncate(time.Microsecond); !due[0].At.Equal(want) || due[0].At.Location() != time.UTC {
+		t.Errorf("DueWakes(at)[0].At = %v, want %v in UTC", due[0].At, want.UTC())
+	}
+}
+
+// TestCloseTwice checks Close after concurrent use, twice, and use after.
+func TestCloseTwice(t *testing.T) {
+	s, err := Open(t.Context(), testserver.DatabaseT(t), Options{})
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			if err := s.Append(t.Context(), persistence.Batch{Stream: fmt.Sprint(i), Events: [][]byte{[]byte("e")}}); err != nil {
+				t.Errorf("Append(%d) = %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close() = %v, want nil", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close() = %v, want nil", err)
+	}
+	if err := s.Ping(t.Context()); err == nil {
+		t.Errorf("Ping() after Close = nil, want an error")
+	}
+}
+
+func TestCatalogRejectsInvalid(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	if err := s.CreateProvider(ctx, persistence.Provider{ID: "p", Name: "P"}); err != nil {
+		t.Fatalf("CreateProvider = %v", err)
+	}
+	listing := persistence.Listing{ID: "l", ProviderID: "p", Kind: persistence.KindRestaurant, Name: "L", City: "Porto", TimeZone: "Europe/Lisbon"}
+	if err := s.CreateListing(ctx, listing); err != nil {
+		t.Fatalf("CreateListing = %v", err)
+	}
+	if err := s.CreateProvider(ctx, persistence.Provider{Name: "no id"}); err == nil {
+		t.Errorf("CreateProvider(no id) = nil, want an error")
+	}
+	badListings := map[string]persistence.Listing{
+		"no id":       {ProviderID: "p", Kind: persistence.KindRestaurant},
+		"no provider": {ID: "l2", Kind: persistence.KindRestaurant},
+		"bad kind":    {ID: "l2", ProviderID: "p", Kind: "castle"},
+	}
+	for name, l := range badListings {
+		if err := s.CreateListing(ctx, l); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
+			t.Errorf("CreateListing(%s) = %v, want a validation error", name, err)
+		}
+	}
+	ok := persistence.Resource{ID: "r", ListingID: "l", Name: "T1", Unit: persistence.SlotMinutes, SlotMinutes: 30, Capacity: 1, HoldTTL: time.Minute}
+	badResources := map[string]func(r *persistence.Resource){
+		"no id":                func(r *persistence.Resource) { r.ID = "" },
+		"no listing":           func(r *persistence.Resource) { r.ListingID = "" },
+		"zero capacity":        func(r *persistence.Resource) { r.Capacity = 0 },
+		"negative ttl":         func(r *persistence.Resource) { r.HoldTTL = -time.Second },
+		"bad unit":             func(r *persistence.Resource) { r.Unit = "fortnight" },
+		"minutes not dividing": func(r *persistence.Resource) { r.SlotMinutes = 7 },
+		"night with minutes":   func(r *persistence.Resource) { r.Unit = persistence.SlotNight },
+	}
+	for name, mutate := range badResources {
+		r := ok
+		mutate(&r)
+		if err := s.CreateResource(ctx, r); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
+			t.Errorf("CreateResource(%s) = %v, want a validation error", name, err)
+		}
+	}
+	if err := s.CreateResource(ctx, ok); err != nil {
+		t.Errorf("CreateResource(valid) = %v, want nil", err)
+	}
+}
+
+func TestZeroCreatedAtIsStamped(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	before := time.Now()
+	if err := s.CreateProvider(t.Context(), persistence.Provider{ID: "p", Name: "P"}); err != nil {
+		t.Fatalf("CreateProvider = %v", err)
+	}
+	p, err := s.GetProvider(t.Context(), "p")
+	if err != nil {
+		t.Fatalf("GetProvider = %v", err)
+	}
+	if p.CreatedAt.Before(before.Add(-time.Millisecond)) || p.CreatedAt.After(time.Now()) || p.CreatedAt.Location() != time.UTC {
+		t.Errorf("GetProvider(p).CreatedAt = %v, want the time of the create in UTC", p.CreatedAt)
+	}
+}
+
+// TestQueryExecModes runs a round trip of every kind of parameter the Store
+// sends in pgx's query execution modes that do not prepare statements (used
+// behind PgBouncer, for example): pgx then does not learn the parameter
+// types from the server.
+func TestQueryExecModes(t *testing.T) {
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			s := openT(t, testserver.DatabaseT(t)+"&default_query_exec_mode="+mode)
+			ctx := t.Context()
+			wake := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
+			if err := s.Append(ctx, persistence.Batch{Stream: "m", Events: [][]byte{{0, 0xff}, nil},
+				Snapshot: &persistence.Snapshot{Seq: 2, Data: []byte{1, 2}}, Wake: &wake}); err != nil {
+				t.Fatalf("Append = %v", err)
+			}
+			var got []persistence.Event
+			if err := s.Load(ctx, "m", 0, func(e persistence.Event) error { got = append(got, e); return nil }); err != nil ||
+				len(got) != 2 || string(got[0].Data) != "\x00\xff" || len(got[1].Data) != 0 {
+				t.Errorf("Load = %v, %v, want the two events", got, err)
+			}
+			if snap, ok, err := s.LoadSnapshot(ctx, "m"); err != nil || !ok || snap.Seq != 2 || string(snap.Data) != "\x01\x02" {
+				t.Errorf("LoadSnapshot = %+v, %v, %v", snap, ok, err)
+			}
+			if due, err := s.DueWakes(ctx, wake, 1); err != nil || len(due) != 1 || !due[0].At.Equal(wake) {
+				t.Errorf("DueWakes = %v, %v, want m at %v", due, err, wake)
+			}
+			if err := s.Append(ctx, persistence.Batch{Stream: "m", ExpectedSeq: 2, Events: [][]byte{nil}, Wake: &time.Time{}}); err != nil {
+				t.Fatalf("Append clearing the wake = %v", err)
+			}
+			if err := s.Append(ctx, persistence.Batch{Stream: "m", ExpectedSeq: 1, Events: [][]byte{nil}}); !errors.Is(err, persistence.ErrConflict) {
+				t.Errorf("Append at a stale seq = %v, want a conflict", err)
+			}
+			if err := s.CreateProvider(ctx, persistence.Provider{ID: "p", Name: "P"}); err != nil {
+				t.Fatalf("CreateProvider = %v", err)
+			}
+			l := persistence.Listing{ID: "l", ProviderID: "p", Kind: persistence.KindEvent, Name: "L", City: "Porto",
+				TimeZone: "Europe/Lisbon", Attributes: map[string]string{"a": "b"}}
+			if err := s.CreateListing(ctx, l); err != nil {
+				t.Fatalf("CreateListing = %v", err)
+			}
+			if got, err := s.GetListing(ctx, "l"); err != nil || got.Attributes["a"] != "b" {
+				t.Errorf("GetListing = %+v, %v, want attribute a=b", got, err)
+			}
+			r := persistence.Resource{ID: "r", ListingID: "l", Name: "R", Unit: persistence.SlotSingle, Capacity: 2, HoldTTL: time.Minute}
+			if err := s.CreateResource(ctx, r); err != nil {
+				t.Fatalf("CreateResource = %v", err)
+			}
+			if rs, err := s.ListResources(ctx, "l"); err != nil || len(rs) != 1 || rs[0].HoldTTL != time.Minute {
+				t.Errorf("ListResources = %+v, %v", rs, err)
+			}
+			if page, more, err := s.ListListings(ctx, persistence.ListQuery{Limit: 1, City: "Porto", Kind: persistence.KindEvent}); err != nil || len(page) != 1 || more {
+				t.Errorf("ListListings = %v, %v, %v", page, more, err)
+			}
+		})
+	}
+}
