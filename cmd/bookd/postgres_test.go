@@ -48,7 +48,9 @@ func tryKeyedHold(c *http.Client, base, resource, key string, qty int) (int, str
 }
 
 // known reports whether a buyer's outcome is definite.
-func (b *buyer) known() bool { return b.status == http.StatusCreated || b.status == http.StatusConflict }
+func (b *buyer) known() bool {
+	return b.status == http.StatusCreated || b.status == http.StatusConflict
+}
 
 // resolve asks again, with the same key, for every buyer whose answer was
 // lost: a retry is safe, so afterwards every buyer knows yes or no.
