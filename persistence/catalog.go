@@ -2,6 +2,8 @@ package persistence
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -71,7 +73,7 @@ type Resource struct {
 	CreatedAt time.Time
 }
 
-// ListQuery selects a page of listings, ordered by id.
+// ListQuery selects a page of listings, ordered by id in byte order.
 type ListQuery struct {
 	// After is the id of the last listing of the previous page ("" for the first).
 	After string
@@ -109,4 +111,45 @@ type Catalog interface {
 	// IsEmpty reports whether the catalog has no provider yet (demo data goes
 	// into an empty store only).
 	IsEmpty(ctx context.Context) (bool, error)
+}
+
+// Validate reports the first field of l a store cannot keep.
+func (l Listing) Validate() error {
+	switch {
+	case l.ID == "":
+		return errors.New("empty id")
+	case l.ProviderID == "":
+		return errors.New("empty provider id")
+	case !l.Kind.Valid():
+		return fmt.Errorf("kind %q is not a listing kind", l.Kind)
+	}
+	return nil
+}
+
+// Validate reports the first field of r a store cannot keep: the slot
+// settings must be consistent, the capacity at least 1.
+func (r Resource) Validate() error {
+	switch {
+	case r.ID == "":
+		return errors.New("empty id")
+	case r.ListingID == "":
+		return errors.New("empty listing id")
+	case r.Capacity < 1:
+		return fmt.Errorf("capacity is %d, want at least 1", r.Capacity)
+	case r.HoldTTL < 0:
+		return fmt.Errorf("hold TTL is %v, want >= 0", r.HoldTTL)
+	}
+	switch r.Unit {
+	case SlotMinutes:
+		if r.SlotMinutes < 1 || 1440%r.SlotMinutes != 0 {
+			return fmt.Errorf("slot minutes is %d, want a divisor of 1440", r.SlotMinutes)
+		}
+	case SlotNight, SlotSingle:
+		if r.SlotMinutes != 0 {
+			return fmt.Errorf("slot minutes is %d for unit %q, want 0", r.SlotMinutes, r.Unit)
+		}
+	default:
+		return fmt.Errorf("unit %q is not a slot unit", r.Unit)
+	}
+	return nil
 }

@@ -47,13 +47,15 @@ type Wake struct {
 //
 // The conditional append is the fence that keeps two activations of one actor
 // from both committing: Append succeeds only when the last event of the
-// stream has sequence number b.ExpectedSeq. Everything else returns a
+// stream has sequence number b.ExpectedSeq; at any other seq it returns a
 // *ConflictError and writes nothing.
 type Journal interface {
 	// Append writes b's events, snapshot and wake time in one transaction:
 	// all of them or none.
 	// It returns a *ConflictError when the stream's last seq is not
-	// b.ExpectedSeq; then nothing was written. Once Append returns nil the
+	// b.ExpectedSeq, or when the store could not tell because another writer
+	// raced it (a serialization failure); either way nothing was written and
+	// the writer must reload before it decides anything more. Once Append returns nil the
 	// batch is durable. Any other error leaves the outcome unknown (the commit
 	// may have happened and its acknowledgement been lost): the caller must
 	// reload the stream before it decides anything more.

@@ -5,10 +5,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"regexp"
-	"sort"
-	"strconv"
 
+	"github.com/bookd/bookd/persistence"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -19,47 +17,6 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-// migration is one numbered schema step.
-type migration struct {
-	version int
-	name    string // the file name
-	sql     string
-}
-
-var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
-
-// readMigrations returns the migrations in fsys's folder "migrations", by
-// version. It fails on a badly named file, a duplicate or a gap.
-func readMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		m := migrationName.FindStringSubmatch(e.Name())
-		if m == nil {
-			return nil, fmt.Errorf("migration %q: name is not NNNN_name.sql", e.Name())
-		}
-		v, _ := strconv.Atoi(m[1])
-		b, err := fs.ReadFile(fsys, "migrations/"+e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("migration %q: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %q: want version %04d (versions start at 0001 and have no gaps)", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
 
 // migrationLock is the key of the transaction-level advisory lock that
 // every migration transaction takes first (the bytes of "bookdmig"). Nodes
@@ -75,7 +32,7 @@ const migrationLock int64 = 0x626f6f6b646d6967
 // retries it. It refuses a database that has applied a version this binary
 // does not know (a newer bookd wrote it).
 func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
-	ms, err := readMigrations(fsys)
+	ms, err := persistence.ReadMigrations(fsys)
 	if err != nil {
 		return err
 	}
@@ -104,7 +61,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	}
 	for _, m := range ms {
 		if err := applyMigration(ctx, pool, m); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -112,13 +69,13 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 
 // applyMigration runs m in one transaction, under the migration lock,
 // unless it was applied already.
-func applyMigration(ctx context.Context, pool *pgxpool.Pool, m migration) error {
+func applyMigration(ctx context.Context, pool *pgxpool.Pool, m persistence.Migration) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
 		var applied bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&applied); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&applied); err != nil {
 			return err
 		}
 		if applied {
@@ -126,11 +83,11 @@ func applyMigration(ctx context.Context, pool *pgxpool.Pool, m migration) error 
 		}
 		// Without arguments pgx sends the file with the simple protocol,
 		// which runs every statement in it.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-			m.version, m.name, now())
+			m.Version, m.Name, now())
 		return err
 	})
 }

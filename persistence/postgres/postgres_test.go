@@ -88,27 +88,27 @@ func appliedMigrations(t *testing.T, s *Store) []appliedMigration {
 	return ms
 }
 
-func wantMigrations(t *testing.T) []migration {
+func wantMigrations(t *testing.T) []persistence.Migration {
 	t.Helper()
-	want, err := readMigrations(migrationFiles)
+	want, err := persistence.ReadMigrations(migrationFiles)
 	if err != nil {
-		t.Fatalf("readMigrations() = %v", err)
+		t.Fatalf("persistence.ReadMigrations() = %v", err)
 	}
 	if len(want) == 0 {
-		t.Fatal("readMigrations() = no migrations")
+		t.Fatal("persistence.ReadMigrations() = no migrations")
 	}
 	return want
 }
 
-func checkApplied(t *testing.T, s *Store, want []migration) {
+func checkApplied(t *testing.T, s *Store, want []persistence.Migration) {
 	t.Helper()
 	got := appliedMigrations(t, s)
 	if len(got) != len(want) {
 		t.Fatalf("schema_migrations = %v, want %d rows", got, len(want))
 	}
 	for i, m := range got {
-		if m.version != want[i].version || m.name != want[i].name {
-			t.Errorf("schema_migrations row %d = %+v, want version %d name %q", i, m, want[i].version, want[i].name)
+		if m.version != want[i].Version || m.name != want[i].Name {
+			t.Errorf("schema_migrations row %d = %+v, want version %d name %q", i, m, want[i].Version, want[i].Name)
 		}
 	}
 }
@@ -219,8 +219,8 @@ func TestReadMigrationsRejects(t *testing.T) {
 			for _, f := range tt.files {
 				fsys["migrations/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
 			}
-			if ms, err := readMigrations(fsys); err == nil {
-				t.Errorf("readMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
+			if ms, err := persistence.ReadMigrations(fsys); err == nil {
+				t.Errorf("persistence.ReadMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
 			}
 		})
 	}

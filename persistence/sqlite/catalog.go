@@ -62,7 +62,7 @@ func (s *Store) GetProvider(ctx context.Context, id string) (persistence.Provide
 // when l.ProviderID does not exist (checked first) and one matching
 // persistence.ErrExists when l.ID is taken.
 func (s *Store) CreateListing(ctx context.Context, l persistence.Listing) error {
-	if err := checkListing(l); err != nil {
+	if err := l.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create listing %q: %w", l.ID, err)
 	}
 	attrs, err := encodeAttributes(l.Attributes)
@@ -139,7 +139,7 @@ func (s *Store) ListListings(ctx context.Context, q persistence.ListQuery) ([]pe
 // persistence.ErrNotFound when r.ListingID does not exist (checked first) and
 // one matching persistence.ErrExists when r.ID is taken.
 func (s *Store) CreateResource(ctx context.Context, r persistence.Resource) error {
-	if err := checkResource(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("sqlite: create resource %q: %w", r.ID, err)
 	}
 	return s.create(ctx, "resource", r.ID, "listing", r.ListingID,
@@ -288,45 +288,4 @@ func createdAt(t time.Time) int64 {
 		t = now()
 	}
 	return toMicros(t)
-}
-
-// checkListing validates the fields of l the store relies on.
-func checkListing(l persistence.Listing) error {
-	switch {
-	case l.ID == "":
-		return errors.New("empty id")
-	case l.ProviderID == "":
-		return errors.New("empty provider id")
-	case !l.Kind.Valid():
-		return fmt.Errorf("kind %q is not a listing kind", l.Kind)
-	}
-	return nil
-}
-
-// checkResource validates the fields of r against the contract of
-// persistence.Resource.
-func checkResource(r persistence.Resource) error {
-	switch {
-	case r.ID == "":
-		return errors.New("empty id")
-	case r.ListingID == "":
-		return errors.New("empty listing id")
-	case r.Capacity < 1:
-		return fmt.Errorf("capacity is %d, want at least 1", r.Capacity)
-	case r.HoldTTL < 0:
-		return fmt.Errorf("hold TTL is %v, want >= 0", r.HoldTTL)
-	}
-	switch r.Unit {
-	case persistence.SlotMinutes:
-		if r.SlotMinutes < 1 || 1440%r.SlotMinutes != 0 {
-			return fmt.Errorf("slot minutes is %d, want a divisor of 1440", r.SlotMinutes)
-		}
-	case persistence.SlotNight, persistence.SlotSingle:
-		if r.SlotMinutes != 0 {
-			return fmt.Errorf("slot minutes is %d for unit %q, want 0", r.SlotMinutes, r.Unit)
-		}
-	default:
-		return fmt.Errorf("unit %q is not a slot unit", r.Unit)
-	}
-	return nil
 }

@@ -160,12 +160,12 @@ func TestOpenRejects(t *testing.T) {
 
 func TestMigrationsApplyOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bookd.db")
-	want, err := readMigrations(migrationFiles)
+	want, err := persistence.ReadMigrations(migrationFiles)
 	if err != nil {
-		t.Fatalf("readMigrations() = %v", err)
+		t.Fatalf("persistence.ReadMigrations() = %v", err)
 	}
 	if len(want) == 0 {
-		t.Fatal("readMigrations() = no migrations")
+		t.Fatal("persistence.ReadMigrations() = no migrations")
 	}
 
 	s, err := Open(t.Context(), path, Options{})
@@ -177,8 +177,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		t.Fatalf("schema_migrations after first Open = %v, want %d rows", first, len(want))
 	}
 	for i, m := range first {
-		if m.version != want[i].version || m.name != want[i].name {
-			t.Errorf("schema_migrations row %d = %+v, want version %d name %q", i, m, want[i].version, want[i].name)
+		if m.version != want[i].Version || m.name != want[i].Name {
+			t.Errorf("schema_migrations row %d = %+v, want version %d name %q", i, m, want[i].Version, want[i].Name)
 		}
 	}
 	if err := s.Close(); err != nil {
@@ -265,8 +265,8 @@ func TestReadMigrationsRejects(t *testing.T) {
 			for _, f := range tt.files {
 				fsys["migrations/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
 			}
-			if ms, err := readMigrations(fsys); err == nil {
-				t.Errorf("readMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
+			if ms, err := persistence.ReadMigrations(fsys); err == nil {
+				t.Errorf("persistence.ReadMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
 			}
 		})
 	}
