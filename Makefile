@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help run build deps test vet generate check-generate bench fuzz docker clean
+.PHONY: help run build deps test vet generate check-generate bench bench-flash fuzz docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ check-generate: generate ## fail when regenerating changes a checked-in file
 
 bench: ## run the benchmarks (5 rounds each; compare runs with benchstat)
 	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./...
+
+bench-flash: ## compare group commit, single commits and a database row lock on one hot resource (PostgreSQL)
+	$(GO) run ./cmd/benchflash
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
 	@for pkg in $$($(GO) list ./...); do \
