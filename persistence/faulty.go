@@ -28,6 +28,7 @@ type FaultyJournal struct {
 	waiting int
 	appends []AppendCall
 	loads   []LoadCall
+	snaps   []SnapshotCall
 }
 
 var _ Journal = (*FaultyJournal)(nil)
@@ -53,6 +54,13 @@ type AppendCall struct {
 	Committed bool
 	// Err is what the caller got.
 	Err error
+}
+
+// SnapshotCall is one SaveSnapshot that returned.
+type SnapshotCall struct {
+	Stream string
+	Seq    uint64
+	Err    error
 }
 
 // LoadCall is one Load, as the FaultyJournal saw it.
@@ -222,6 +230,23 @@ func (f *FaultyJournal) LastSeq(ctx context.Context, stream string) (uint64, err
 // DueWakes reads from the wrapped journal.
 func (f *FaultyJournal) DueWakes(ctx context.Context, now time.Time, limit int) ([]Wake, error) {
 	return f.inner.DueWakes(ctx, now, limit)
+}
+
+// SaveSnapshot records the call and saves to the wrapped journal; faults
+// and blocks apply to appends only.
+func (f *FaultyJournal) SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error {
+	err := f.inner.SaveSnapshot(ctx, stream, snap)
+	f.mu.Lock()
+	f.snaps = append(f.snaps, SnapshotCall{Stream: stream, Seq: snap.Seq, Err: err})
+	f.mu.Unlock()
+	return err
+}
+
+// Snapshots returns the SaveSnapshot calls that returned so far, in order.
+func (f *FaultyJournal) Snapshots() []SnapshotCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]SnapshotCall(nil), f.snaps...)
 }
 
 // LoadSnapshot reads from the wrapped journal.

@@ -68,6 +68,16 @@ type Journal interface {
 	// LastSeq returns the seq of the last event of stream, 0 when it has none.
 	LastSeq(ctx context.Context, stream string) (uint64, error)
 
+	// SaveSnapshot saves snap as the newest snapshot of stream on its own,
+	// outside any batch, so that a large snapshot does not delay the callers
+	// of a batch. snap.Seq must be the seq of an event the stream has: a
+	// snapshot describes committed history only. A stored snapshot with a
+	// higher seq is kept (a slow writer never replaces a newer snapshot);
+	// saving at the stored seq again changes nothing. It returns an error
+	// matching ErrNotFound, having saved nothing, when the stream has no
+	// event snap.Seq.
+	SaveSnapshot(ctx context.Context, stream string, snap Snapshot) error
+
 	// LoadSnapshot returns the newest snapshot of stream; ok is false when the
 	// stream has none.
 	LoadSnapshot(ctx context.Context, stream string) (snap Snapshot, ok bool, err error)

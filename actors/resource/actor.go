@@ -32,6 +32,13 @@ type writeDone struct {
 	err error
 }
 
+// snapshotDone is sent by the batch writer when the snapshot taken with a
+// batch was saved, or could not be (also when the batch failed).
+type snapshotDone struct {
+	b   *batch
+	err error
+}
+
 // waiter is a caller waiting for a batch to commit, and its answer.
 type waiter struct {
 	to    *actor.PID
@@ -44,8 +51,9 @@ type batch struct {
 	waiters []waiter
 	// lastSeq is the seq of the batch's last event once decided.
 	lastSeq uint64
-	// snapshot is set when the write carries a snapshot at lastSeq.
-	snapshot bool
+	// snapshot, when set, is the state at lastSeq; the writer saves it
+	// after the batch commits, without delaying the batch's callers.
+	snapshot *bookdv1.ResourceSnapshot
 	// wakeMs is when the first held hold expires once the batch is applied
 	// (0: none); it is the resource's durable wake time after this batch.
 	wakeMs int64
@@ -66,6 +74,8 @@ type Actor struct {
 	// committedSeq is the journal's seq as last confirmed by the store.
 	committedSeq uint64
 	lastSnapSeq  uint64
+	// snapshotting is the batch whose snapshot is being saved.
+	snapshotting *batch
 	// wakeMs is the wake time the journal holds for this resource (0: none).
 	wakeMs int64
 	epoch  uint64
@@ -160,6 +170,8 @@ func (a *Actor) receive(ctx actor.Context) {
 		}
 	case *writeDone:
 		a.written(ctx, msg)
+	case *snapshotDone:
+		a.snapshotSaved(msg)
 	case *Drain:
 		a.draining = true
 		a.drainers = append(a.drainers, ctx.Sender())
@@ -354,13 +366,10 @@ func (a *Actor) flush(ctx actor.Context) {
 			continue
 		}
 		a.inflight = b
-		var snap *persistence.Snapshot
-		if len(a.pending) == 0 && b.lastSeq-a.lastSnapSeq >= uint64(a.cfg.SnapshotEvery) {
+		if a.snapshotting == nil && len(a.pending) == 0 && snapshotDue(b.lastSeq-a.lastSnapSeq, len(a.st.holds), a.cfg.SnapshotEvery) {
 			// The state is exactly the state after this batch.
-			if data, err := proto.Marshal(a.st.snapshot()); err == nil {
-				snap = &persistence.Snapshot{Seq: b.lastSeq, Data: data}
-				b.snapshot = true
-			}
+			b.snapshot = a.st.snapshot()
+			a.snapshotting = b
 		}
 		var wake *time.Time
 		if b.wakeMs != a.wakeMs {
@@ -370,17 +379,61 @@ func (a *Actor) flush(ctx actor.Context) {
 			}
 			wake = &w
 		}
-		go a.write(b, a.committedSeq, snap, wake)
+		go a.write(b, a.committedSeq, wake)
 	}
 	a.maybeStop(ctx)
 }
 
-// write runs on its own goroutine: it appends one batch and reports back.
-func (a *Actor) write(b *batch, expectedSeq uint64, snap *persistence.Snapshot, wake *time.Time) {
+// snapshotDue reports whether a state that has taken since events after its
+// last snapshot and keeps holds holds should be saved again: after every
+// events, and never more often than the snapshot is large, so that saving
+// snapshots costs O(1) per event however many holds a resource keeps.
+func snapshotDue(since uint64, holds, every int) bool {
+	return since >= uint64(max(every, holds))
+}
+
+// write runs on its own goroutine: it appends one batch and reports back,
+// then saves the batch's snapshot, if it has one, and reports that.
+func (a *Actor) write(b *batch, expectedSeq uint64, wake *time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
+	err := a.stores.Journal.Append(ctx, persistence.Batch{Stream: Stream(a.id), ExpectedSeq: expectedSeq, Events: b.events, Wake: wake})
+	cancel()
+	a.system.Root.Send(a.self, &writeDone{b: b, err: err})
+	if b.snapshot == nil {
+		return
+	}
+	if err == nil {
+		err = a.saveSnapshot(b)
+	} else {
+		err = fmt.Errorf("its batch was not written: %w", err)
+	}
+	a.system.Root.Send(a.self, &snapshotDone{b: b, err: err})
+}
+
+// saveSnapshot marshals and saves b's snapshot; it runs on the writer's
+// goroutine, off the actor's.
+func (a *Actor) saveSnapshot(b *batch) error {
+	data, err := proto.Marshal(b.snapshot)
+	if err != nil {
+		return fmt.Errorf("marshal: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.WriteTimeout)
 	defer cancel()
-	err := a.stores.Journal.Append(ctx, persistence.Batch{Stream: Stream(a.id), ExpectedSeq: expectedSeq, Events: b.events, Snapshot: snap, Wake: wake})
-	a.system.Root.Send(a.self, &writeDone{b: b, err: err})
+	return a.stores.Journal.SaveSnapshot(ctx, Stream(a.id), persistence.Snapshot{Seq: b.lastSeq, Data: data})
+}
+
+// snapshotSaved handles the end of a snapshot save. A failed one is taken
+// again at the next batch that is due one.
+func (a *Actor) snapshotSaved(done *snapshotDone) {
+	if done.b != a.snapshotting {
+		return // from before a reload
+	}
+	a.snapshotting = nil
+	if done.err != nil {
+		a.log.Warn("snapshot not saved", "seq", done.b.lastSeq, "error", done.err)
+		return
+	}
+	a.lastSnapSeq = max(a.lastSnapSeq, done.b.lastSeq)
 }
 
 // written handles the end of a batch write.
@@ -392,9 +445,6 @@ func (a *Actor) written(ctx actor.Context, done *writeDone) {
 	if done.err == nil {
 		a.committedSeq = done.b.lastSeq
 		a.wakeMs = done.b.wakeMs
-		if done.b.snapshot {
-			a.lastSnapSeq = done.b.lastSeq
-		}
 		for _, w := range done.b.waiters {
 			a.answer(w.to, w.reply)
 		}
@@ -439,9 +489,10 @@ func (a *Actor) failAll(ctx actor.Context, why string) {
 	}
 }
 
-// maybeStop finishes a drain once nothing is left to commit.
+// maybeStop finishes a drain once nothing is left to commit and no
+// snapshot is being saved.
 func (a *Actor) maybeStop(ctx actor.Context) {
-	if !a.draining || a.inflight != nil || len(a.pending) > 0 {
+	if !a.draining || a.inflight != nil || len(a.pending) > 0 || a.snapshotting != nil {
 		return
 	}
 	a.stop(ctx)
@@ -518,6 +569,7 @@ func (a *Actor) load() {
 	a.st = st
 	a.committedSeq = st.seq
 	a.lastSnapSeq = snap.Seq
+	a.snapshotting = nil // a save still running reports to nobody
 	// Wake times are written with the events that change them, so the
 	// journal's equals the loaded state's.
 	a.wakeMs, _ = st.nextExpiry()

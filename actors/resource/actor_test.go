@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -733,29 +734,53 @@ func TestExpiryTimerFiresEarly(t *testing.T) {
 	}
 }
 
-// TestSnapshots: with SnapshotEvery 5, 23 events leave a snapshot at seq 20,
-// and a new process rebuilds exactly the same holds and availability from
-// it and the 3 events after it.
+// TestSnapshots: with SnapshotEvery 5, 23 events leave snapshots at seq 5
+// (5 holds) and 15 (10 events later, as many as the 10 holds then kept;
+// see snapshotDue) and none at 20 (only 5 events after 15 with 10 holds)
+// or 23; a new process rebuilds exactly the same holds and availability
+// from the snapshot at 15 and the 8 events after it.
 func TestSnapshots(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.SnapshotEvery = 5 })
 	id := e.addResource(t, "res-snap", persistence.SlotNight, 10, 10*time.Minute)
 	var ids []string
+	seq := 0
+	// savedAt waits until the snapshot taken with the batch of seq is saved,
+	// so that the next one is not skipped for being in flight.
+	savedAt := func(want uint64) {
+		t.Helper()
+		waitFor(t, 10*time.Second, fmt.Sprintf("snapshot at %d", want), func() bool {
+			for _, c := range e.journal.Snapshots() {
+				if c.Stream == Stream(id) && c.Seq == want && c.Err == nil {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	step := func(msg proto.Message) {
+		t.Helper()
+		e.mustHold(t, id, msg)
+		seq++
+		if seq == 5 || seq == 15 {
+			savedAt(uint64(seq))
+		}
+	}
 	place := func(i int) {
 		h := fmt.Sprintf("h%02d", i)
 		ids = append(ids, h)
-		e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: h, From: night(i % 6), To: night(i%6 + 2), Quantity: 1})
+		step(&bookdv1.PlaceHold{HoldId: h, From: night(i % 6), To: night(i%6 + 2), Quantity: 1})
 	}
 	for i := range 10 {
 		place(i) // 10 events
 	}
 	for _, h := range ids[:5] {
-		e.mustHold(t, id, &bookdv1.ConfirmHold{HoldId: h}) // 15
+		step(&bookdv1.ConfirmHold{HoldId: h}) // 15
 	}
 	for _, h := range []string{"h00", "h01", "h05"} {
-		e.mustHold(t, id, &bookdv1.CancelHold{HoldId: h}) // 18
+		step(&bookdv1.CancelHold{HoldId: h}) // 18
 	}
 	for _, h := range []string{"h06", "h07"} {
-		e.mustHold(t, id, &bookdv1.ReleaseHold{HoldId: h}) // 20
+		step(&bookdv1.ReleaseHold{HoldId: h}) // 20
 	}
 	for i := 10; i < 13; i++ {
 		place(i) // 23
@@ -765,17 +790,13 @@ func TestSnapshots(t *testing.T) {
 		t.Fatalf("journal has %d events, want 23", n)
 	}
 	snap, ok, err := e.store.LoadSnapshot(t.Context(), Stream(id))
-	if err != nil || !ok || snap.Seq != 20 {
-		t.Fatalf("LoadSnapshot = seq %d, %v, %v; want seq 20", snap.Seq, ok, err)
+	if err != nil || !ok || snap.Seq != 15 {
+		t.Fatalf("LoadSnapshot = seq %d, %v, %v; want seq 15", snap.Seq, ok, err)
 	}
-	withSnap := 0
 	for _, c := range e.appends(id) {
 		if c.Snapshot {
-			withSnap++
+			t.Errorf("append at %d carried a snapshot; snapshots are saved on their own", c.ExpectedSeq)
 		}
-	}
-	if withSnap != 4 {
-		t.Errorf("%d appends carried a snapshot, want 4 (at 5, 10, 15, 20)", withSnap)
 	}
 
 	// The snapshot plus the tail is the state the whole journal replays to.
@@ -786,9 +807,9 @@ func TestSnapshots(t *testing.T) {
 	full := e.replay(t, id)
 	fromSnap := newState(id, full.capacity, full.slots)
 	fromSnap.restore(&s)
-	for i, ev := range e.events(t, id)[20:] {
+	for i, ev := range e.events(t, id)[15:] {
 		if err := fromSnap.apply(ev); err != nil {
-			t.Fatalf("apply event %d after the snapshot: %v", 21+i, err)
+			t.Fatalf("apply event %d after the snapshot: %v", 16+i, err)
 		}
 	}
 	checkSameState(t, fromSnap, full)
@@ -802,10 +823,18 @@ func TestSnapshots(t *testing.T) {
 		return a, holds
 	}
 	a1, h1 := read()
+	before := e.journal // the node's drain waits for snapshots being saved
 	e.restart(t)
 	a2, h2 := read()
-	if loads := e.journal.Loads(); len(loads) != 1 || loads[0].AfterSeq != 20 {
-		t.Errorf("new activation loaded %+v, want the events after the snapshot at 20", loads)
+	if loads := e.journal.Loads(); len(loads) != 1 || loads[0].AfterSeq != 15 {
+		t.Errorf("new activation loaded %+v, want the events after the snapshot at 15", loads)
+	}
+	var saved []uint64
+	for _, c := range before.Snapshots() {
+		saved = append(saved, c.Seq)
+	}
+	if !slices.Equal(saved, []uint64{5, 15}) {
+		t.Errorf("snapshots saved at %v, want [5 15]", saved)
 	}
 	if !proto.Equal(&bookdv1.Availability{Slots: a1.Slots, Seq: a1.Seq}, &bookdv1.Availability{Slots: a2.Slots, Seq: a2.Seq}) {
 		t.Errorf("availability after restart = %v, want %v", a2, a1)

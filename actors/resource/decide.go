@@ -18,8 +18,9 @@ type decision struct {
 	reply  proto.Message
 }
 
+// holdReply shares h's view, which never changes (see hold).
 func holdReply(h *hold) *bookdv1.HoldReply {
-	return &bookdv1.HoldReply{Hold: proto.Clone(h.view).(*bookdv1.Hold)}
+	return &bookdv1.HoldReply{Hold: h.view}
 }
 
 func holdError(code bookdv1.ErrorCode, field, format string, args ...any) *bookdv1.HoldReply {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
 )
 
@@ -15,6 +17,8 @@ type usage struct {
 
 // hold is a hold as the state keeps it.
 type hold struct {
+	// view is never changed once set: a transition replaces it. So replies
+	// and snapshots share it without copying, also across goroutines.
 	view           *bookdv1.Hold
 	fromKey, toKey int64
 }
@@ -109,8 +113,10 @@ func (s *state) transition(ev *bookdv1.Event, id string, to bookdv1.HoldStatus) 
 		return fmt.Errorf("event %d moves hold %s from %v to %v", s.seq+1, id, from, to)
 	}
 	s.take(h, from, -1)
-	h.view.Status = to
-	h.view.UpdatedAtMs = ev.GetAtMs()
+	view := proto.CloneOf(h.view)
+	view.Status = to
+	view.UpdatedAtMs = ev.GetAtMs()
+	h.view = view
 	if to == bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED {
 		s.take(h, to, +1)
 	}
@@ -197,7 +203,9 @@ func (s *state) dueHolds(now time.Time) []string {
 	}
 }
 
-// snapshot returns the state as a snapshot message.
+// snapshot returns the state as a snapshot message. The message shares the
+// holds' views, which never change, so it may be marshalled on another
+// goroutine while the state moves on.
 func (s *state) snapshot() *bookdv1.ResourceSnapshot {
 	snap := &bookdv1.ResourceSnapshot{Seq: s.seq, Holds: make([]*bookdv1.HoldRecord, 0, len(s.holds))}
 	for _, h := range s.holds {

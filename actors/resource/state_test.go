@@ -290,3 +290,41 @@ func TestDecideExpiry(t *testing.T) {
 		t.Errorf("usage after expiry = %+v, want only c confirmed", u)
 	}
 }
+
+// TestSnapshotDue: snapshots come every SnapshotEvery events, and never more
+// often than the state is large, so their total cost stays linear in the
+// events however many holds a resource keeps.
+func TestSnapshotDue(t *testing.T) {
+	tests := []struct {
+		since        uint64
+		holds, every int
+		want         bool
+	}{
+		{0, 0, 500, false},
+		{499, 10, 500, false},
+		{500, 10, 500, true},
+		{500, 499, 500, true},
+		{500, 501, 500, false},
+		{20000, 20000, 500, true},
+		{19999, 20000, 500, false},
+		{1, 0, 1, true},
+	}
+	for _, tt := range tests {
+		if got := snapshotDue(tt.since, tt.holds, tt.every); got != tt.want {
+			t.Errorf("snapshotDue(%d, %d, %d) = %v, want %v", tt.since, tt.holds, tt.every, got, tt.want)
+		}
+	}
+	// Over a sale that only adds holds, the records written stay within a
+	// small multiple of the events.
+	const events = 100000
+	written, last := 0, 0
+	for seq := 1; seq <= events; seq++ {
+		if snapshotDue(uint64(seq-last), seq, 500) {
+			written += seq
+			last = seq
+		}
+	}
+	if written > 2*events {
+		t.Errorf("a sale of %d holds wrote %d hold records in snapshots, want at most %d", events, written, 2*events)
+	}
+}

@@ -25,6 +25,7 @@ func testJournal(t *testing.T, factory Factory) {
 	t.Run("Atomicity", func(t *testing.T) { testAtomicity(t, fresh(t, factory)) })
 	t.Run("DoneContext", func(t *testing.T) { testDoneContext(t, fresh(t, factory)) })
 	t.Run("Snapshots", func(t *testing.T) { testSnapshots(t, fresh(t, factory)) })
+	t.Run("SaveSnapshot", func(t *testing.T) { testSaveSnapshot(t, fresh(t, factory)) })
 	t.Run("IndependentStreams", func(t *testing.T) { testIndependentStreams(t, fresh(t, factory)) })
 	t.Run("ConcurrentStreams", func(t *testing.T) { testConcurrentStreams(t, fresh(t, factory)) })
 }
@@ -359,6 +360,68 @@ func testSnapshots(t *testing.T, s persistence.Store) {
 	// Activation: the snapshot, then the events after it.
 	mustAppend(t, s, stream, 10, payloads("i", 2), nil)
 	checkEvents(t, loadAll(t, s, stream, 10), 10, payloads("i", 2))
+}
+
+// testSaveSnapshot: a snapshot saved on its own must describe an event the
+// stream has, and never replaces a newer one.
+func testSaveSnapshot(t *testing.T, s persistence.Store) {
+	ctx := t.Context()
+	const stream = "resource/save-snap"
+	check := func(wantSeq uint64, wantData string) {
+		t.Helper()
+		got, ok, err := s.LoadSnapshot(ctx, stream)
+		if err != nil || !ok || got.Seq != wantSeq || string(got.Data) != wantData {
+			t.Errorf("LoadSnapshot(%q) = %d %q, %v, %v, want %d %q, true, nil", stream, got.Seq, got.Data, ok, err, wantSeq, wantData)
+		}
+	}
+	save := func(seq uint64, data string) error {
+		return s.SaveSnapshot(ctx, stream, persistence.Snapshot{Seq: seq, Data: []byte(data)})
+	}
+
+	// Nothing to describe yet.
+	if err := save(1, "early"); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("SaveSnapshot(%q, 1) on an empty stream = %v, want ErrNotFound", stream, err)
+	}
+	if _, ok, err := s.LoadSnapshot(ctx, stream); ok || err != nil {
+		t.Errorf("LoadSnapshot(%q) after a refused save = ok %v, %v, want false, nil", stream, ok, err)
+	}
+
+	mustAppend(t, s, stream, 0, payloads("e", 4), nil)
+	if err := save(2, "state 2"); err != nil {
+		t.Fatalf("SaveSnapshot(%q, 2) = %v, want nil", stream, err)
+	}
+	check(2, "state 2")
+	if err := save(5, "ahead"); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("SaveSnapshot(%q, 5) past the last event 4 = %v, want ErrNotFound", stream, err)
+	}
+	if err := save(0, "zero"); err == nil {
+		t.Errorf("SaveSnapshot(%q, 0) = nil, want an error", stream)
+	}
+	check(2, "state 2")
+
+	if err := save(4, "state 4"); err != nil {
+		t.Fatalf("SaveSnapshot(%q, 4) = %v, want nil", stream, err)
+	}
+	// A slow writer's older snapshot, or the same seq again, keeps the newer.
+	for _, seq := range []uint64{3, 4} {
+		if err := save(seq, "stale"); err != nil {
+			t.Errorf("SaveSnapshot(%q, %d) behind the stored 4 = %v, want nil (kept the newer)", stream, seq, err)
+		}
+	}
+	check(4, "state 4")
+
+	// An Append's snapshot and a saved one share the one newest slot.
+	mustAppend(t, s, stream, 4, payloads("f", 2), &persistence.Snapshot{Seq: 6, Data: []byte("state 6")})
+	check(6, "state 6")
+	if err := save(5, "stale"); err != nil {
+		t.Errorf("SaveSnapshot(%q, 5) behind the stored 6 = %v, want nil", stream, err)
+	}
+	check(6, "state 6")
+
+	// Streams do not mix: another stream's events do not make a seq exist.
+	if err := s.SaveSnapshot(ctx, stream+"-other", persistence.Snapshot{Seq: 1, Data: []byte("x")}); !errors.Is(err, persistence.ErrNotFound) {
+		t.Errorf("SaveSnapshot of a stream without events = %v, want ErrNotFound", err)
+	}
 }
 
 func testIndependentStreams(t *testing.T, s persistence.Store) {

@@ -207,8 +207,37 @@ func (s *Store) LastSeq(ctx context.Context, stream string) (uint64, error) {
 	return uint64(last), nil
 }
 
-// LoadSnapshot returns the snapshot saved by the newest Append that carried
-// one; ok is false when there is none.
+// saveSnapshotSQL saves a snapshot when the stream has the event it
+// describes, keeping a newer stored one; the result is whether the event
+// exists.
+const saveSnapshotSQL = `WITH ev AS (
+	SELECT 1 FROM events WHERE stream = $1::text AND seq = $2::bigint
+), saved AS (
+	INSERT INTO snapshots (stream, seq, data, at)
+	SELECT $1::text, $2::bigint, $3::bytea, now() FROM ev
+	ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, data = excluded.data, at = excluded.at
+	WHERE excluded.seq > snapshots.seq
+)
+SELECT EXISTS (SELECT 1 FROM ev)`
+
+// SaveSnapshot saves snap as stream's newest snapshot in one statement,
+// unless a newer one is stored (see persistence.Journal).
+func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap persistence.Snapshot) error {
+	if snap.Seq < 1 || snap.Seq > math.MaxInt64 {
+		return fmt.Errorf("postgres: save snapshot of %q: seq %d is out of range", stream, snap.Seq)
+	}
+	var found bool
+	if err := s.pool.QueryRow(ctx, saveSnapshotSQL, stream, int64(snap.Seq), blob(snap.Data)).Scan(&found); err != nil {
+		return fmt.Errorf("postgres: save snapshot of %q at %d: %w", stream, snap.Seq, err)
+	}
+	if !found {
+		return fmt.Errorf("postgres: save snapshot of %q at %d: the stream has no such event: %w", stream, snap.Seq, persistence.ErrNotFound)
+	}
+	return nil
+}
+
+// LoadSnapshot returns the snapshot saved last (by Append or SaveSnapshot)
+// with the highest seq; ok is false when there is none.
 func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Snapshot, bool, error) {
 	var (
 		seq  int64

@@ -208,8 +208,39 @@ func (s *Store) LastSeq(ctx context.Context, stream string) (uint64, error) {
 	return last, nil
 }
 
-// LoadSnapshot returns the snapshot saved by the newest Append that carried
-// one; ok is false when there is none.
+// SaveSnapshot saves snap as stream's newest snapshot in one transaction on
+// the writer, unless a newer one is stored (see persistence.Journal).
+func (s *Store) SaveSnapshot(ctx context.Context, stream string, snap persistence.Snapshot) error {
+	if snap.Seq < 1 || snap.Seq > math.MaxInt64 {
+		return fmt.Errorf("sqlite: save snapshot of %q: seq %d is out of range", stream, snap.Seq)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: save snapshot of %q: %w", stream, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var found bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream = ? AND seq = ?)`,
+		stream, int64(snap.Seq)).Scan(&found); err != nil {
+		return fmt.Errorf("sqlite: save snapshot of %q at %d: %w", stream, snap.Seq, err)
+	}
+	if !found {
+		return fmt.Errorf("sqlite: save snapshot of %q at %d: the stream has no such event: %w", stream, snap.Seq, persistence.ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO snapshots (stream, seq, data, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, data = excluded.data, at = excluded.at
+		WHERE excluded.seq > snapshots.seq`,
+		stream, int64(snap.Seq), blob(snap.Data), toMicros(now())); err != nil {
+		return fmt.Errorf("sqlite: save snapshot of %q at %d: %w", stream, snap.Seq, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: save snapshot of %q at %d: commit: %w", stream, snap.Seq, err)
+	}
+	return nil
+}
+
+// LoadSnapshot returns the snapshot saved last (by Append or SaveSnapshot)
+// with the highest seq; ok is false when there is none.
 func (s *Store) LoadSnapshot(ctx context.Context, stream string) (persistence.Snapshot, bool, error) {
 	var (
 		seq  int64
