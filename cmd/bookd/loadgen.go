@@ -146,6 +146,19 @@ func (l *Loadgen) Run(ctx context.Context, args []string) error {
 	r := &loadRun{Loadgen: l, base: strings.TrimSuffix(l.Target, "/"), runID: fmt.Sprintf("%016x", rand.Uint64())}
 	r.client = l.newClient()
 	defer r.client.CloseIdleConnections()
+	r.conns = make([]*keepAliveConn, l.Clients)
+	for i := range r.conns {
+		c, err := newKeepAliveConn(r.base, l.Timeout)
+		if err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+		r.conns[i] = c
+	}
+	defer func() {
+		for _, c := range r.conns {
+			c.close()
+		}
+	}()
 
 	// Read every resource first: this fails fast on a wrong target or id,
 	// and it is the "before" of the check.
@@ -168,7 +181,7 @@ func (l *Loadgen) Run(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(l.Stderr, "ceiling: GET /livez × %d with %d clients\n", n, l.Clients)
 		var st phaseStats
-		elapsed, _ := r.drive(ctx, "ceiling", int64(n), &st, func(int64) { r.livez(ctx, &st) })
+		elapsed, _ := r.drive(ctx, "ceiling", int64(n), &st, func(c *keepAliveConn, _ int64) { r.livez(ctx, c, &st) })
 		sum.Ceiling = &ceilingSummary{Requests: st.attempts.Load(), Seconds: elapsed.Seconds(),
 			RequestsPerSecond: perSecond(st.attempts.Load(), elapsed), Errors: st.errors(), Latency: latencyOf(&st.latency)}
 	}
@@ -180,7 +193,7 @@ func (l *Loadgen) Run(ctx context.Context, args []string) error {
 		r.bodies[i] = holdBody(id, l.From, l.To, l.Quantity)
 	}
 	st := &r.sale
-	elapsed, stopped := r.drive(ctx, "sale", int64(l.Requests), st, func(i int64) { r.hold(ctx, i) })
+	elapsed, stopped := r.drive(ctx, "sale", int64(l.Requests), st, func(c *keepAliveConn, i int64) { r.hold(ctx, c, i) })
 	sum.Attempts, sum.Seconds, sum.AttemptsPerSecond, sum.Stopped = st.attempts.Load(), elapsed.Seconds(), perSecond(st.attempts.Load(), elapsed), stopped
 	sum.Accepted, sum.Rejected, sum.Errors, sum.ErrorKinds = st.ok.Load(), st.rejected.Load(), st.errors(), st.errorKinds()
 	sum.Confirmed, sum.ConfirmErrors = r.confirmed.Load(), r.confirmErrors.Load()
@@ -223,16 +236,13 @@ func (l *Loadgen) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-// newClient is one HTTP/1.1 client whose pool holds a keep-alive connection
-// per load client, never through a proxy.
+// newClient is the HTTP client of the check's reads (the load itself goes
+// through keepAliveConn), never through a proxy.
 func (l *Loadgen) newClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: l.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        l.Clients,
-		MaxConnsPerHost:     l.Clients,
-		MaxIdleConnsPerHost: l.Clients,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+		DialContext:        (&net.Dialer{Timeout: l.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		IdleConnTimeout:    90 * time.Second,
+		DisableCompression: true,
 	}}
 }
 
@@ -240,8 +250,9 @@ func (l *Loadgen) newClient() *http.Client {
 type loadRun struct {
 	*Loadgen
 	base   string
-	runID  string // makes this run's Idempotency-Keys its own
-	client *http.Client
+	runID  string       // makes this run's Idempotency-Keys its own
+	client *http.Client // for the reads of the check
+	conns  []*keepAliveConn
 
 	bodies        [][]byte // the POST /v1/holds body of each resource
 	sale          phaseStats
@@ -260,30 +271,31 @@ type resourceStats struct {
 // once, so that neither the ceiling nor the sale pays for dialing.
 func (r *loadRun) warmUp(ctx context.Context) {
 	var wg sync.WaitGroup
-	for range r.Clients {
-		wg.Go(func() { _, _, _ = r.send(ctx, http.MethodGet, "/livez", nil, nil) })
+	for _, c := range r.conns {
+		wg.Go(func() { _, _, _ = c.do(ctx, http.MethodGet, "/livez", nil, nil) })
 	}
 	wg.Wait()
 }
 
-// drive calls do(i) for i = 0 … n−1 on Clients workers until all n are made,
+// drive calls do(c, i) for i = 0 … n−1 on Clients workers, one per load
+// client c, until all n are made,
 // Duration has passed or ctx ends, printing a progress line every second.
 // It returns when every worker has returned, with the time taken and what
 // stopped it: "requests", "duration" or "interrupted".
-func (r *loadRun) drive(ctx context.Context, name string, n int64, st *phaseStats, do func(i int64)) (time.Duration, string) {
+func (r *loadRun) drive(ctx context.Context, name string, n int64, st *phaseStats, do func(c *keepAliveConn, i int64)) (time.Duration, string) {
 	stop, cancel := context.WithTimeout(ctx, r.Duration)
 	defer cancel()
 	var next atomic.Int64
 	start := time.Now()
 	var workers sync.WaitGroup
-	for range r.Clients {
+	for _, c := range r.conns {
 		workers.Go(func() {
 			for stop.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= n {
 					return
 				}
-				do(i)
+				do(c, i)
 			}
 		})
 	}
@@ -337,15 +349,15 @@ func (r *loadRun) progress(name string, start time.Time, st *phaseStats, done <-
 
 // hold makes attempt i: a hold on resource i mod len, confirmed right after
 // for ConfirmShare of the accepted ones.
-func (r *loadRun) hold(ctx context.Context, i int64) {
+func (r *loadRun) hold(ctx context.Context, c *keepAliveConn, i int64) {
 	ri := int(i % int64(len(r.Resources)))
 	rs := &r.perResource[ri]
-	h := http.Header{"Content-Type": {"application/json"}}
+	h := []string{"Content-Type: application/json"}
 	if r.Idempotency {
-		h.Set("Idempotency-Key", fmt.Sprintf("loadgen-%s-%d", r.runID, i))
+		h = append(h, fmt.Sprintf("Idempotency-Key: loadgen-%s-%d", r.runID, i))
 	}
 	began := time.Now()
-	status, body, err := r.send(ctx, http.MethodPost, "/v1/holds", h, r.bodies[ri])
+	status, body, err := c.do(ctx, http.MethodPost, "/v1/holds", h, r.bodies[ri])
 	st := &r.sale
 	st.attempts.Add(1) // before the outcome, so that progress never shows more outcomes than attempts
 	switch {
@@ -360,7 +372,7 @@ func (r *loadRun) hold(ctx context.Context, i int64) {
 		st.latency.Record(time.Since(began))
 		rs.accepted.Add(1)
 		if k := st.ok.Add(1); r.shouldConfirm(k) {
-			r.confirm(ctx, body)
+			r.confirm(ctx, c, body)
 		}
 	case status == http.StatusConflict && bytes.Contains(body, []byte(`"/problems/sold-out"`)):
 		st.latency.Record(time.Since(began))
@@ -382,7 +394,7 @@ func (r *loadRun) shouldConfirm(k int64) bool {
 	return s > 0 && int64(float64(k)*s) > int64(float64(k-1)*s)
 }
 
-func (r *loadRun) confirm(ctx context.Context, holdBody []byte) {
+func (r *loadRun) confirm(ctx context.Context, c *keepAliveConn, holdBody []byte) {
 	var hold struct {
 		ID string `json:"id"`
 	}
@@ -390,7 +402,7 @@ func (r *loadRun) confirm(ctx context.Context, holdBody []byte) {
 		r.confirmErrors.Add(1)
 		return
 	}
-	status, _, err := r.send(ctx, http.MethodPost, "/v1/holds/"+url.PathEscape(hold.ID)+"/confirm", nil, nil)
+	status, _, err := c.do(ctx, http.MethodPost, "/v1/holds/"+url.PathEscape(hold.ID)+"/confirm", nil, nil)
 	if err != nil || status != http.StatusOK {
 		r.confirmErrors.Add(1)
 		return
@@ -399,9 +411,9 @@ func (r *loadRun) confirm(ctx context.Context, holdBody []byte) {
 }
 
 // livez makes one request of the ceiling.
-func (r *loadRun) livez(ctx context.Context, st *phaseStats) {
+func (r *loadRun) livez(ctx context.Context, c *keepAliveConn, st *phaseStats) {
 	began := time.Now()
-	status, _, err := r.send(ctx, http.MethodGet, "/livez", nil, nil)
+	status, _, err := c.do(ctx, http.MethodGet, "/livez", nil, nil)
 	st.attempts.Add(1)
 	switch {
 	case err != nil:
