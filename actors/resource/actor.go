@@ -136,6 +136,11 @@ func (a *Actor) receive(ctx actor.Context) {
 		a.id = msg.Identity.GetIdentity()
 		a.log = a.cfg.Logger.With("subsystem", "resource", "resource_id", a.id)
 		a.activate()
+		if a.cfg.IdleTimeout > 0 {
+			ctx.SetReceiveTimeout(a.cfg.IdleTimeout)
+		}
+	case *actor.ReceiveTimeout:
+		a.passivate(ctx)
 	case *actor.Stopping:
 		a.stopping = true
 		a.stopTimer()
@@ -487,6 +492,21 @@ func (a *Actor) failAll(ctx actor.Context, why string) {
 		a.failBatch(a.inflight)
 		a.inflight = nil
 	}
+}
+
+// passivate stops an idle actor unless it has work left: held holds to
+// expire on time, a write or a snapshot in flight.
+func (a *Actor) passivate(ctx actor.Context) {
+	if a.stopping || a.inflight != nil || len(a.pending) > 0 || a.snapshotting != nil {
+		return
+	}
+	if a.st != nil && a.broken == nil {
+		if _, held := a.st.nextExpiry(); held {
+			return
+		}
+	}
+	a.log.Debug("resource idle; passivating")
+	a.stop(ctx)
 }
 
 // maybeStop finishes a drain once nothing is left to commit and no

@@ -884,3 +884,46 @@ func BenchmarkHoldHotResource(b *testing.B) {
 	calls := e.appends(id)[before:]
 	b.ReportMetric(float64(b.N)/float64(max(len(calls), 1)), "events/append")
 }
+
+// TestPassivation: an idle actor without held holds stops and comes back
+// from the journal on the next message, with its bookings; one with a held
+// hold stays active so that the hold expires on time.
+func TestPassivation(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.IdleTimeout = 150 * time.Millisecond })
+	idle := e.addResource(t, "res-idle", persistence.SlotNight, 2, 10*time.Minute)
+	busy := e.addResource(t, "res-busy", persistence.SlotNight, 2, 10*time.Minute)
+	e.mustHold(t, idle, &bookdv1.PlaceHold{HoldId: "c1", From: night(0), To: night(1), Quantity: 1})
+	e.mustHold(t, idle, &bookdv1.ConfirmHold{HoldId: "c1"})
+	e.mustHold(t, busy, &bookdv1.PlaceHold{HoldId: "h1", From: night(0), To: night(1), Quantity: 1})
+
+	loads := func(id string) int {
+		n := 0
+		for _, l := range e.journal.Loads() {
+			if l.Stream == Stream(id) {
+				n++
+			}
+		}
+		return n
+	}
+	// Each read resets the idle timer, so wait longer than it between reads.
+	deadline := time.Now().Add(10 * time.Second)
+	for loads(idle) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was loaded %d times in 10s with IdleTimeout 150ms, want a passivation and a second load", idle, loads(idle))
+		}
+		time.Sleep(400 * time.Millisecond)
+		if got := e.mustHold(t, idle, &bookdv1.GetHold{HoldId: "c1"}); got.Status != bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED {
+			t.Fatalf("GetHold(c1) = %v, want confirmed also after a passivation", got.Status)
+		}
+	}
+	if got := e.availability(t, idle, night(0), night(1)).Slots[0].Confirmed; got != 1 {
+		t.Errorf("confirmed units of %s after passivation = %d, want 1", idle, got)
+	}
+	// Had it passivated, this read would load it again.
+	if got := e.mustHold(t, busy, &bookdv1.GetHold{HoldId: "h1"}); got.Status != bookdv1.HoldStatus_HOLD_STATUS_HELD {
+		t.Errorf("GetHold(h1) = %v, want held", got.Status)
+	}
+	if n := loads(busy); n != 1 {
+		t.Errorf("%s, with a held hold, was loaded %d times, want 1: it must not passivate", busy, n)
+	}
+}

@@ -25,6 +25,11 @@ type Config struct {
 	WriteTimeout time.Duration
 	// LoadTimeout bounds loading a resource at activation. Default 10s.
 	LoadTimeout time.Duration
+	// IdleTimeout is how long an actor may go without a message before it
+	// stops to free its memory (passivation); the next message activates it
+	// again from the journal. An actor with held holds never passivates:
+	// it must expire them on time. 0 never passivates. Default 5m.
+	IdleTimeout time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger gets the actors' logs. Default slog.Default().
@@ -38,6 +43,7 @@ func DefaultConfig() Config {
 		BatchMax:      512,
 		WriteTimeout:  5 * time.Second,
 		LoadTimeout:   10 * time.Second,
+		IdleTimeout:   5 * time.Minute,
 		Now:           time.Now,
 		Logger:        slog.Default(),
 	}
@@ -54,6 +60,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("resource: WriteTimeout must be positive, got %v", c.WriteTimeout)
 	case c.LoadTimeout <= 0:
 		return fmt.Errorf("resource: LoadTimeout must be positive, got %v", c.LoadTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("resource: IdleTimeout must not be negative, got %v", c.IdleTimeout)
 	case c.Now == nil:
 		return fmt.Errorf("resource: Now must be set")
 	case c.Logger == nil:
