@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,42 +16,71 @@ import (
 // activatorName is the name of the activator actor on every member.
 const activatorName = "bookd-activator"
 
+// errMemberGone means the member a request waited on left the topology.
+var errMemberGone = errors.New("the member left the cluster")
+
 // Lookup is bookd's identity lookup (protoactor's cluster.IdentityLookup).
 //
 // Get finds the owner of an identity by rendezvous hashing over the members
 // of the current topology and asks that member's activator for the
 // activation's PID; the activator spawns it when needed, but only if it owns
-// the identity in its own view of the topology. A lookup waits at most
-// Timeout (protoactor's Get has no deadline of its own); a nil PID makes
-// protoactor retry.
+// the identity in its own view of the topology (and is not leaving). A
+// lookup waits at most Timeout and gives up as soon as the owner leaves the
+// topology (protoactor's Get has no deadline of its own); a nil PID makes
+// the caller retry.
+//
+// When the topology changes, the activator sends Handoff (or a poison pill
+// when Handoff is nil) to every activation whose owner is now another
+// member; the next message activates it there, from the journal.
 type Lookup struct {
 	// Timeout bounds one activation request. Default 2s.
 	Timeout time.Duration
+	// Handoff is sent to an activation that must move. Default nil: stop it
+	// with a poison pill.
+	Handoff any
 	log     *slog.Logger
 
 	c         *cluster.Cluster
-	members   atomic.Pointer[[]*cluster.Member]
+	view      atomic.Pointer[view]
+	leaving   atomic.Bool
+	active    atomic.Int64
 	activator *actor.PID
 	sub       *eventstream.Subscription
 	stopOnce  sync.Once
+}
+
+// view is one topology as this member sees it.
+type view struct {
+	members []*cluster.Member
+	addrs   map[string]bool
+	// changed is closed when a newer view replaces this one.
+	changed chan struct{}
+}
+
+func newView(members []*cluster.Member) *view {
+	v := &view{members: members, addrs: make(map[string]bool, len(members)), changed: make(chan struct{})}
+	for _, m := range members {
+		v.addrs[m.Address()] = true
+	}
+	return v
 }
 
 var _ cluster.IdentityLookup = (*Lookup)(nil)
 
 // NewLookup returns a lookup that logs to log.
 func NewLookup(log *slog.Logger) *Lookup {
-	return &Lookup{Timeout: 2 * time.Second, log: log.With("subsystem", "placement")}
+	l := &Lookup{Timeout: 2 * time.Second, log: log.With("subsystem", "placement")}
+	l.view.Store(newView(nil))
+	return l
 }
 
 // Setup is called by protoactor when the member starts.
 func (l *Lookup) Setup(c *cluster.Cluster, _ []string, isClient bool) {
 	l.c = c
-	empty := []*cluster.Member{}
-	l.members.Store(&empty)
 	l.sub = c.ActorSystem.EventStream.Subscribe(func(ev any) {
 		if t, ok := ev.(*cluster.ClusterTopology); ok {
-			members := append([]*cluster.Member(nil), t.Members...)
-			l.members.Store(&members)
+			old := l.view.Swap(newView(append([]*cluster.Member(nil), t.Members...)))
+			close(old.changed)
 			if l.activator != nil {
 				c.ActorSystem.Root.Send(l.activator, t)
 			}
@@ -70,15 +101,24 @@ func (l *Lookup) Setup(c *cluster.Cluster, _ []string, isClient bool) {
 }
 
 // Get returns the PID of the activation of ci, activating it on its owner
-// when needed; nil when it cannot now (no owner, owner unreachable, owner
-// disagrees about ownership).
+// when needed; nil when it cannot now (no owner, owner unreachable or gone,
+// owner disagrees about ownership).
 func (l *Lookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
-	m := owner(*l.members.Load(), ci.Kind, ci.AsKey())
+	return l.get(context.Background(), ci, time.Now().Add(l.Timeout))
+}
+
+func (l *Lookup) get(ctx context.Context, ci *cluster.ClusterIdentity, deadline time.Time) *actor.PID {
+	m := owner(l.view.Load().members, ci.Kind, ci.AsKey())
 	if m == nil {
 		return nil
 	}
+	timeout := min(l.Timeout, time.Until(deadline))
+	if timeout <= 0 {
+		return nil
+	}
 	target := actor.NewPID(m.Address(), activatorName)
-	res, err := l.c.ActorSystem.Root.RequestFuture(target, &cluster.ActivationRequest{ClusterIdentity: ci}, l.Timeout).Result()
+	f := l.c.ActorSystem.Root.RequestFuture(target, &cluster.ActivationRequest{ClusterIdentity: ci}, timeout)
+	res, err := l.await(ctx, f, m.Address())
 	if err != nil {
 		l.log.Debug("activation request failed", "identity", ci.AsKey(), "owner", m.Address(), "error", err)
 		return nil
@@ -89,6 +129,50 @@ func (l *Lookup) Get(ci *cluster.ClusterIdentity) *actor.PID {
 	}
 	return r.Pid
 }
+
+// await waits for f, a request to a PID at addr. A request to another
+// member is abandoned as soon as that member leaves the topology or ctx
+// ends: a killed member never answers, and its requests would otherwise
+// wait for their whole timeout.
+func (l *Lookup) await(ctx context.Context, f *actor.Future, addr string) (any, error) {
+	if addr == l.c.ActorSystem.Address() {
+		return f.Result()
+	}
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := f.Result()
+		done <- result{r, err}
+	}()
+	for {
+		v := l.view.Load()
+		if !v.addrs[addr] {
+			return nil, errMemberGone
+		}
+		select {
+		case r := <-done:
+			return r.res, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-v.changed:
+		}
+	}
+}
+
+// owns reports whether this member owns identity of kind in its view.
+func (l *Lookup) owns(kind, identity string) bool {
+	if l.leaving.Load() {
+		return false
+	}
+	m := owner(l.view.Load().members, kind, cluster.NewClusterIdentity(identity, kind).AsKey())
+	return m != nil && m.Address() == l.c.ActorSystem.Address()
+}
+
+// members returns the members of the current topology.
+func (l *Lookup) members() []*cluster.Member { return l.view.Load().members }
 
 // RemovePid forgets a PID protoactor found dead.
 func (l *Lookup) RemovePid(ci *cluster.ClusterIdentity, pid *actor.PID) {
@@ -151,7 +235,10 @@ func (a *activator) activate(ctx actor.Context, ci *cluster.ClusterIdentity) *cl
 		return &cluster.ActivationResponse{Pid: pid}
 	}
 	c := a.lookup.c
-	m := owner(*a.lookup.members.Load(), ci.Kind, key)
+	if a.lookup.leaving.Load() {
+		return &cluster.ActivationResponse{Failed: true}
+	}
+	m := owner(a.lookup.members(), ci.Kind, key)
 	if m == nil || m.Address() != c.ActorSystem.Address() {
 		// Not ours in our view: refuse rather than risk a second activation.
 		return &cluster.ActivationResponse{Failed: true}
@@ -164,6 +251,7 @@ func (a *activator) activate(ctx actor.Context, ci *cluster.ClusterIdentity) *cl
 	kind.Inc()
 	a.actors[key] = pid
 	a.byPID[pid.Id] = ci
+	a.lookup.active.Store(int64(len(a.actors)))
 	return &cluster.ActivationResponse{Pid: pid}
 }
 
@@ -177,20 +265,27 @@ func (a *activator) forget(pid *actor.PID) {
 	if cur := a.actors[key]; cur != nil && cur.Id == pid.Id {
 		delete(a.actors, key)
 	}
+	a.lookup.active.Store(int64(len(a.actors)))
 	if kind, ok := a.lookup.c.TryGetClusterKind(ci.Kind); ok {
 		kind.Dec()
 	}
 	a.lookup.c.PidCache.RemoveByValue(ci.Identity, ci.Kind, pid)
 }
 
-// rebalance stops the activations whose owner is now another member; the
-// next message activates them there, from the journal.
+// rebalance hands off the activations whose owner is now another member;
+// the next message activates them there, from the journal. A handed-off
+// activation stays listed until it has stopped, so that no second one
+// starts here meanwhile.
 func (a *activator) rebalance(ctx actor.Context, members []*cluster.Member) {
 	self := a.lookup.c.ActorSystem.Address()
 	for key, pid := range a.actors {
 		ci := a.byPID[pid.Id]
 		if m := owner(members, ci.Kind, key); m == nil || m.Address() != self {
-			ctx.Poison(pid)
+			if a.lookup.Handoff != nil {
+				ctx.Send(pid, a.lookup.Handoff)
+			} else {
+				ctx.Poison(pid)
+			}
 		}
 	}
 }

@@ -2,15 +2,20 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // Config is how a node's actor runtime runs. Start from DefaultConfig.
@@ -22,9 +27,27 @@ type Config struct {
 	// (a free port).
 	Host string
 	Port int
+	// AdvertiseAddr is the host:port other nodes send actor messages to
+	// (containers, NAT). Default: the address remoting listens on.
+	AdvertiseAddr string
+	// TLS, when set, secures actor remoting: ServerTLS for the listener,
+	// ClientTLS for connections to other nodes (see LoadTLS).
+	ServerTLS, ClientTLS *tls.Config
+	// Gossip, when set, forms a cluster with other nodes by memberlist
+	// gossip; nil runs the node alone.
+	Gossip *GossipConfig
 	// RequestTimeout bounds a request when the caller's context has no
 	// deadline. Default 5s.
 	RequestTimeout time.Duration
+	// Retryable, when set, reports whether an actor's reply asks the caller
+	// to try again (the actor is moving or lost its fence): Request then
+	// retries until its deadline and returns the last such reply only when
+	// no better one came.
+	Retryable func(reply any) bool
+	// Handoff is the message that asks an activation to commit its work and
+	// stop, sent when its identity moves to another member. Nil: a poison
+	// pill.
+	Handoff any
 	// Logger gets the runtime's logs; protoactor's own logs go to it at Warn
 	// and above. Default slog.Default().
 	Logger *slog.Logger
@@ -48,6 +71,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: RequestTimeout must be positive, got %v", c.RequestTimeout)
 	case c.Logger == nil:
 		return errors.New("cluster: Logger must be set")
+	case (c.ServerTLS == nil) != (c.ClientTLS == nil):
+		return errors.New("cluster: ServerTLS and ClientTLS must be set together")
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := splitHostPort(c.AdvertiseAddr); err != nil {
+			return fmt.Errorf("cluster: AdvertiseAddr: %w", err)
+		}
+	}
+	if c.Gossip != nil {
+		return c.Gossip.Validate()
 	}
 	return nil
 }
@@ -65,13 +98,15 @@ type Node struct {
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
 	lookup   *Lookup
+	gossip   *MemberlistProvider // nil when alone
 	stopOnce sync.Once
 }
 
 // ErrUnavailable means the request could not reach an activation in time.
 var ErrUnavailable = errors.New("actor unavailable")
 
-// Start starts a single-member node hosting kinds.
+// Start starts a node hosting kinds: alone, or a member of the gossip
+// cluster when cfg.Gossip is set.
 func Start(cfg Config, kinds ...Kind) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -82,53 +117,158 @@ func Start(cfg Config, kinds ...Kind) (*Node, error) {
 		return slog.New(levelFilter{h: protoLog.Handler(), min: slog.LevelWarn})
 	}))
 	lookup := NewLookup(cfg.Logger)
+	lookup.Handoff = cfg.Handoff
 	ck := make([]*cluster.Kind, 0, len(kinds))
 	for _, k := range kinds {
 		ck = append(ck, cluster.NewKind(k.Name, k.Props))
 	}
-	cc := cluster.Configure(cfg.Name, SingleProvider{}, lookup, remote.Configure(cfg.Host, cfg.Port),
+	var ropts []remote.ConfigOption
+	if cfg.AdvertiseAddr != "" {
+		ropts = append(ropts, remote.WithAdvertisedHost(cfg.AdvertiseAddr))
+	}
+	if cfg.ServerTLS != nil {
+		// protoactor remoting is gRPC: TLS is its server and dial options.
+		ropts = append(ropts,
+			remote.WithServerOptions(grpc.Creds(credentials.NewTLS(cfg.ServerTLS))),
+			remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg.ClientTLS))))
+	}
+	var provider cluster.ClusterProvider = SingleProvider{}
+	var gossip *MemberlistProvider
+	if cfg.Gossip != nil {
+		var err error
+		gossip, err = NewMemberlistProvider(*cfg.Gossip, cfg.Logger, func() int { return int(lookup.active.Load()) })
+		if err != nil {
+			return nil, err
+		}
+		provider = gossip
+	}
+	cc := cluster.Configure(cfg.Name, provider, lookup, remote.Configure(cfg.Host, cfg.Port, ropts...),
 		cluster.WithKinds(ck...), cluster.WithRequestTimeout(cfg.RequestTimeout))
 	c := cluster.New(system, cc)
+	if err := startMember(c); err != nil {
+		return nil, err
+	}
+	log.Info("node started", "member", system.ID, "address", system.Address(), "gossip", cfg.Gossip != nil, "tls", cfg.ServerTLS != nil)
+	return &Node{cfg: cfg, log: log, system: system, cluster: c, lookup: lookup, gossip: gossip}, nil
+}
+
+// startMember runs protoactor's StartMember, which panics when the
+// provider fails (e.g. the gossip port is taken).
+func startMember(c *cluster.Cluster) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("cluster: start member: %v", v)
+			c.ActorSystem.Shutdown()
+			if c.Remote != nil {
+				c.Remote.Shutdown(false)
+			}
+		}
+	}()
 	c.StartMember()
-	log.Info("node started", "member", system.ID, "address", system.Address())
-	return &Node{cfg: cfg, log: log, system: system, cluster: c, lookup: lookup}, nil
+	return nil
 }
 
 // Address is the node's actor-remote address.
 func (n *Node) Address() string { return n.system.Address() }
 
-// Request sends msg to the activation of identity of kind and returns its
-// reply. It waits until ctx's deadline (or RequestTimeout), retrying while
-// the activation cannot be reached; the message may then be delivered more
-// than once, so every command must be idempotent.
-func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any, error) {
-	timeout := n.cfg.RequestTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+// ID is the node's member id, new with every start.
+func (n *Node) ID() string { return n.system.ID }
+
+// Evicted is closed when the cluster has banned this member (it was
+// declared dead while it was alive): the process should exit and start
+// again as a new member. It never closes on a node that runs alone.
+func (n *Node) Evicted() <-chan struct{} {
+	if n.gossip == nil {
+		return nil
 	}
-	if timeout <= 0 {
-		return nil, fmt.Errorf("%w: %s/%s: %w", ErrUnavailable, kind, identity, context.DeadlineExceeded)
-	}
-	res, err := n.cluster.Request(identity, kind, msg,
-		cluster.WithTimeout(timeout),
-		cluster.WithRetryCount(8),
-		cluster.WithRetryAction(func(i int) int {
-			i++
-			time.Sleep(time.Duration(i*i) * 5 * time.Millisecond)
-			return i
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s/%s: %w", ErrUnavailable, kind, identity, err)
-	}
-	if res == nil {
-		return nil, fmt.Errorf("%w: %s/%s: no reply", ErrUnavailable, kind, identity)
-	}
-	return res, nil
+	return n.gossip.Evicted()
 }
 
-// Drain sends msg to every activation on this node and waits until each has
-// answered or ctx ends. Actors answer once they have committed their work.
+// Owns reports whether this node owns identity of kind in its current view
+// (false once it is leaving).
+func (n *Node) Owns(kind, identity string) bool { return n.lookup.owns(kind, identity) }
+
+// Request sends msg to the activation of identity of kind and returns its
+// reply. It waits until ctx's deadline (or RequestTimeout), retrying while
+// the activation cannot be reached, its member left, or its reply is
+// Retryable (the identity is moving); the message may then be delivered
+// more than once, so every command must be idempotent.
+func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any, error) {
+	deadline := time.Now().Add(n.cfg.RequestTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	ci := cluster.NewClusterIdentity(identity, kind)
+	cache := n.cluster.PidCache
+	var last any
+	var lastErr error = context.DeadlineExceeded
+	backoff := 2 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Jittered exponential backoff, so that the callers of a moving
+			// identity do not retry in lockstep.
+			d := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, 100*time.Millisecond)
+			if !sleep(ctx, min(d, time.Until(deadline))) {
+				break
+			}
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 || ctx.Err() != nil {
+			break
+		}
+		pid, _ := cache.Get(identity, kind)
+		if pid == nil {
+			if pid = n.lookup.get(ctx, ci, deadline); pid == nil {
+				lastErr = errors.New("no activation: the owner is unknown, unreachable or not yet agreed")
+				continue
+			}
+			cache.Set(identity, kind, pid)
+		}
+		f := n.system.Root.RequestFuture(pid, msg, remaining)
+		res, err := n.lookup.await(ctx, f, pid.Address)
+		if err != nil {
+			cache.RemoveByValue(identity, kind, pid)
+			lastErr = err
+			continue
+		}
+		if n.cfg.Retryable != nil && n.cfg.Retryable(res) {
+			cache.RemoveByValue(identity, kind, pid)
+			last = res
+			continue
+		}
+		return res, nil
+	}
+	if last != nil {
+		return last, nil
+	}
+	if err := ctx.Err(); err != nil {
+		lastErr = err
+	}
+	return nil, fmt.Errorf("%w: %s/%s: %w", ErrUnavailable, kind, identity, lastErr)
+}
+
+// sleep waits d or until ctx ends; it reports whether the wait was whole.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Drain stops taking new activations on this node (it is leaving), then
+// sends msg to every activation and waits until each has answered or ctx
+// ends. Actors answer once they have committed their work. Requests for
+// this node's identities meanwhile wait and retry until the node has left.
 func (n *Node) Drain(ctx context.Context, msg any) error {
+	n.lookup.leaving.Store(true)
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -151,14 +291,96 @@ func (n *Node) Drain(ctx context.Context, msg any) error {
 	return errors.Join(errs...)
 }
 
-// Stop stops the cluster and the actor system. Drain first to let actors
-// commit their work.
+// Leave tells the other members that this node is leaving (a graceful
+// gossip leave, bounded by ctx and the gossip LeaveTimeout) and then stops
+// the node. Drain first to let actors commit their work.
+func (n *Node) Leave(ctx context.Context) error {
+	var err error
+	if n.gossip != nil {
+		done := make(chan error, 1)
+		go func() { done <- n.gossip.Shutdown(true) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("cluster: leave: %w", ctx.Err())
+		}
+	}
+	n.Stop()
+	return err
+}
+
+// Stop stops the cluster and the actor system without telling the other
+// members (they find out by gossip). Drain and Leave first to hand over.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		if n.gossip != nil {
+			_ = n.gossip.Shutdown(false)
+		}
 		n.cluster.Shutdown(false)
 		n.lookup.Shutdown()
 		n.log.Info("node stopped")
 	})
+}
+
+// MemberStatus is one member as this node sees it.
+type MemberStatus struct {
+	// ID is the member id (new with every process start).
+	ID string `json:"id"`
+	// ActorAddress is where the member's actors are reached.
+	ActorAddress string `json:"actor_address"`
+	// GossipAddress is the member's gossip address ("" when alone).
+	GossipAddress string `json:"gossip_address,omitempty"`
+	// State is the gossip state: alive or suspect ("alive" when alone).
+	State string `json:"state"`
+	// Placement reports whether the member takes part in placement in this
+	// node's topology (false for a member gossip knows but protoactor
+	// banned or has not yet been told about).
+	Placement bool `json:"placement"`
+	// Kinds are the actor kinds it hosts.
+	Kinds []string `json:"kinds"`
+	// Active is how many activations it has: exact for this node, as last
+	// gossiped (about a second old) for the others.
+	Active int `json:"active"`
+	// Self marks this node.
+	Self bool `json:"self"`
+}
+
+// Status is this node's view of the cluster.
+type Status struct {
+	// Node is this node's member id.
+	Node string `json:"node"`
+	// Mode is "gossip" or "single".
+	Mode    string         `json:"mode"`
+	Members []MemberStatus `json:"members"`
+}
+
+// Status returns this node's view of the cluster, members sorted by actor
+// address.
+func (n *Node) Status() Status {
+	st := Status{Node: n.system.ID, Mode: "single"}
+	inTopology := map[string]bool{}
+	for _, m := range n.lookup.members() {
+		inTopology[m.Id] = true
+	}
+	self := n.system.ID
+	active := int(n.lookup.active.Load())
+	if n.gossip == nil {
+		host, port, _ := n.system.GetHostPort()
+		st.Members = []MemberStatus{{ID: self, ActorAddress: fmt.Sprintf("%s:%d", host, port), State: "alive",
+			Placement: inTopology[self], Kinds: n.cluster.GetClusterKinds(), Active: active, Self: true}}
+		return st
+	}
+	st.Mode = "gossip"
+	for _, g := range n.gossip.gossipMembers() {
+		m := MemberStatus{ID: g.ID, ActorAddress: g.Actor, GossipAddress: g.Gossip, State: g.State,
+			Placement: inTopology[g.ID], Kinds: g.Kinds, Active: g.Active, Self: g.ID == self}
+		if m.Self {
+			m.Active = active
+		}
+		st.Members = append(st.Members, m)
+	}
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].ActorAddress < st.Members[j].ActorAddress })
+	return st
 }
 
 // levelFilter drops records below min.

@@ -42,3 +42,17 @@ func hosts(m *cluster.Member, kind string) bool {
 	}
 	return false
 }
+
+// OwnerOf returns which of memberIDs owns identity of kind, by the same
+// rendezvous hashing that places activations when every member hosts kind;
+// "" when memberIDs is empty. Tools and tests use it to predict placement.
+func OwnerOf(memberIDs []string, kind, identity string) string {
+	members := make([]*cluster.Member, len(memberIDs))
+	for i, id := range memberIDs {
+		members[i] = &cluster.Member{Id: id, Kinds: []string{kind}}
+	}
+	if m := owner(members, kind, cluster.NewClusterIdentity(identity, kind).AsKey()); m != nil {
+		return m.Id
+	}
+	return ""
+}
