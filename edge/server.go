@@ -77,6 +77,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /livez", s.handleLivez)
 	m.HandleFunc("GET /readyz", s.handleReadyz)
 	m.HandleFunc("GET /problems/{slug}", s.handleProblemDoc)
+	m.HandleFunc("GET /v1/cluster", s.handleCluster)
 
 	m.HandleFunc("GET /v1/listings", s.handleListListings)
 	m.HandleFunc("GET /v1/listings/{id}", s.handleGetListing)

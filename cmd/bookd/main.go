@@ -30,6 +30,7 @@ const usage = `bookd is a booking runtime: every bookable resource is an actor.
 Usage:
   bookd serve [flags]    run a node (bookd serve -h lists the flags)
   bookd loadgen [flags]  run a flash sale against a node (bookd loadgen -h lists the flags)
+  bookd cluster status   print a node's view of the cluster (--target URL)
   bookd version          print the version
 `
 
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&Serve{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "loadgen":
 		return (&Loadgen{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "cluster":
+		return (&ClusterCmd{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -20,7 +20,8 @@ import (
 	"github.com/bookd/bookd/persistence/sqlite"
 )
 
-// Serve is `bookd serve`: one node on the embedded store.
+// Serve is `bookd serve`: one node, alone on the embedded store or a member
+// of a gossip cluster on PostgreSQL.
 type Serve struct {
 	Stdout, Stderr io.Writer
 	// OnListen, when set, is called with the HTTP address once the API serves.
@@ -39,6 +40,17 @@ type Serve struct {
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
 	SweepInterval   time.Duration
+
+	Redis           string
+	Join            string
+	GossipAddr      string
+	GossipAdvertise string
+	GossipKey       string
+	ActorAdvertise  string
+	ActorTLSCert    string
+	ActorTLSKey     string
+	ActorTLSCA      string
+	IdleTimeout     time.Duration
 }
 
 func (s *Serve) flags() *flag.FlagSet {
@@ -57,6 +69,16 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs.DurationVar(&s.RequestTimeout, "request-timeout", 5*time.Second, "how long a request may wait for a resource")
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful shutdown may take")
 	fs.DurationVar(&s.SweepInterval, "sweep-interval", 250*time.Millisecond, "how often due hold expiries are looked for (durable timers)")
+	fs.StringVar(&s.Redis, "redis", "", "Redis URL (redis://…) of the cluster profile; pinged at start")
+	fs.StringVar(&s.Join, "join", "", "gossip addresses (host:port,…) of nodes to join; makes this node a cluster member")
+	fs.StringVar(&s.GossipAddr, "gossip-addr", "", "host:port gossip listens on; makes this node a cluster member others can join (default with --join: <actor-host>:7946)")
+	fs.StringVar(&s.GossipAdvertise, "gossip-advertise", "", "host:port other nodes reach this node's gossip at (default: --gossip-addr)")
+	fs.StringVar(&s.GossipKey, "gossip-key", "", "base64 key (16, 24 or 32 bytes) that encrypts gossip; the same on every node")
+	fs.StringVar(&s.ActorAdvertise, "actor-advertise", "", "host:port other nodes reach this node's actors at (default: the address actor remoting listens on)")
+	fs.StringVar(&s.ActorTLSCert, "actor-tls-cert", "", "PEM certificate of this node for actor remoting over mutual TLS")
+	fs.StringVar(&s.ActorTLSKey, "actor-tls-key", "", "PEM key of --actor-tls-cert")
+	fs.StringVar(&s.ActorTLSCA, "actor-tls-ca", "", "PEM CA that signed every node's actor TLS certificate")
+	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Minute, "how long a resource actor without open holds may stay idle before it stops (passivation)")
 	fs.Usage = func() {
 		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
 		fs.PrintDefaults()
@@ -106,6 +128,11 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	}
 	slog.SetDefault(log)
 
+	if s.Redis != "" {
+		if err := pingRedis(ctx, s.Redis); err != nil {
+			return err
+		}
+	}
 	store, err := s.openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -119,11 +146,18 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 
 	rcfg := resource.DefaultConfig()
 	rcfg.SnapshotEvery, rcfg.BatchMax, rcfg.Logger = s.SnapshotEvery, s.BatchMax, log
+	if s.IdleTimeout <= 0 {
+		return fmt.Errorf("--idle-timeout must be positive, got %v", s.IdleTimeout)
+	}
+	// TODO(lead): rcfg.IdleTimeout = s.IdleTimeout once resource.Config has it.
 	if err := rcfg.Validate(); err != nil {
 		return err
 	}
-	ccfg := cluster.DefaultConfig()
-	ccfg.Host, ccfg.Port, ccfg.RequestTimeout, ccfg.Logger = s.ActorHost, s.ActorPort, s.RequestTimeout, log
+	ccfg, err := s.clusterConfig()
+	if err != nil {
+		return err
+	}
+	ccfg.Logger = log
 	node, err := cluster.Start(ccfg, cluster.Kind{Name: resource.Kind, Props: resource.Props(rcfg, resource.Stores{Journal: store, Catalog: store})})
 	if err != nil {
 		return fmt.Errorf("start node: %w", err)
@@ -134,7 +168,7 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--sweep-interval must be positive, got %v", s.SweepInterval)
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	sweeper := &resource.Sweeper{Journal: store, Actors: node, Interval: s.SweepInterval, Logger: log}
+	sweeper := &resource.Sweeper{Journal: store, Actors: ownedWakes{node}, Interval: s.SweepInterval, Logger: log}
 	swept := make(chan struct{})
 	go func() { defer close(swept); sweeper.Run(sweepCtx) }()
 	defer func() { stopSweep(); <-swept }()
@@ -162,18 +196,23 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 		s.OnListen(ln.Addr().String())
 	}
 
+	var evicted error
 	select {
 	case <-ctx.Done():
 	case err := <-served:
 		return fmt.Errorf("http server: %w", err)
+	case <-node.Evicted():
+		evicted = errors.New("the cluster declared this node dead; restart it to rejoin as a new member")
 	}
 	stopSweep()
 	<-swept
-	return s.shutdown(srv, api, node, log)
+	return errors.Join(evicted, s.shutdown(srv, api, node, log))
 }
 
-// shutdown drains: readiness off, in-flight requests finish, actors commit
-// what they decided and stop, then the node and the store close.
+// shutdown drains, all within --shutdown-timeout: readiness off, in-flight
+// requests finish, actors commit what they decided and stop (the node takes
+// no new activations meanwhile), the node leaves the gossip so that the
+// others take its resources over, then the node and the store close.
 func (s *Serve) shutdown(srv *http.Server, api *edge.Server, node *cluster.Node, log *slog.Logger) error {
 	log.Info("shutting down", "timeout", s.ShutdownTimeout)
 	api.SetReady(false)
@@ -186,7 +225,9 @@ func (s *Serve) shutdown(srv *http.Server, api *edge.Server, node *cluster.Node,
 	if err := node.Drain(ctx, &resource.Drain{}); err != nil {
 		errs = append(errs, fmt.Errorf("drain actors: %w", err))
 	}
-	node.Stop()
+	if err := node.Leave(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	err := errors.Join(errs...)
 	if err != nil {
 		log.Error("shutdown incomplete", "error", err)
