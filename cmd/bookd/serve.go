@@ -78,7 +78,7 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs.StringVar(&s.ActorTLSCert, "actor-tls-cert", "", "PEM certificate of this node for actor remoting over mutual TLS")
 	fs.StringVar(&s.ActorTLSKey, "actor-tls-key", "", "PEM key of --actor-tls-cert")
 	fs.StringVar(&s.ActorTLSCA, "actor-tls-ca", "", "PEM CA that signed every node's actor TLS certificate")
-	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Minute, "how long a resource actor without open holds may stay idle before it stops (passivation)")
+	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Minute, "how long a resource actor without held holds may go without a message before it stops (passivation; 0 never)")
 	fs.Usage = func() {
 		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
 		fs.PrintDefaults()
@@ -146,10 +146,7 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 
 	rcfg := resource.DefaultConfig()
 	rcfg.SnapshotEvery, rcfg.BatchMax, rcfg.Logger = s.SnapshotEvery, s.BatchMax, log
-	if s.IdleTimeout <= 0 {
-		return fmt.Errorf("--idle-timeout must be positive, got %v", s.IdleTimeout)
-	}
-	// TODO(lead): rcfg.IdleTimeout = s.IdleTimeout once resource.Config has it.
+	rcfg.IdleTimeout = s.IdleTimeout
 	if err := rcfg.Validate(); err != nil {
 		return err
 	}
