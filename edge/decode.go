@@ -16,26 +16,33 @@ import (
 // decodeJSON reads r's body strictly into v: JSON only, at most limit bytes,
 // one value, no unknown fields. Its errors are problems that name the field.
 func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Problem {
+	body, p := readJSONBody(w, r, limit)
+	if p != nil {
+		return p
+	}
+	return unmarshalStrict(body, v)
+}
+
+// readJSONBody reads r's body, at most limit bytes, when its Content-Type
+// is JSON. It does not parse it: decode it with unmarshalStrict.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return newProblem(probMediaType, "Content-Type %q: send application/json", ct)
+			return nil, newProblem(probMediaType, "Content-Type %q: send application/json", ct)
 		}
 	} else {
-		return newProblem(probMediaType, "Content-Type is missing: send application/json")
+		return nil, newProblem(probMediaType, "Content-Type is missing: send application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return newProblem(probTooLarge, "the body is over %d bytes", limit)
+			return nil, newProblem(probTooLarge, "the body is over %d bytes", limit)
 		}
-		return invalidField("body", "could not be read")
+		return nil, invalidField("body", "could not be read")
 	}
-	if p := unmarshalStrict(body, v); p != nil {
-		return p
-	}
-	return nil
+	return body, nil
 }
 
 // unmarshalStrict decodes one JSON value from data into v, rejecting unknown

@@ -156,13 +156,10 @@ func (s *Server) requestContext(r *http.Request) (context.Context, context.Cance
 	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 }
 
-// readBody reads a JSON request body with the size limit.
+// readBody reads a JSON request body with the size limit; the caller
+// decodes it with unmarshalStrict (once: the body is not parsed here).
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
-	var raw json.RawMessage
-	if p := decodeJSON(w, r, s.cfg.MaxBodyBytes, &raw); p != nil {
-		return nil, p
-	}
-	return raw, nil
+	return readJSONBody(w, r, s.cfg.MaxBodyBytes)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
