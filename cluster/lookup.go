@@ -16,8 +16,13 @@ import (
 // activatorName is the name of the activator actor on every member.
 const activatorName = "bookd-activator"
 
-// errMemberGone means the member a request waited on left the topology.
-var errMemberGone = errors.New("the member left the cluster")
+var (
+	// errMemberGone means the member a request waited on left the topology.
+	errMemberGone = errors.New("the member left the cluster")
+	// errAttemptTimeout means one attempt of a request to another member
+	// got no answer in time; the request may try again.
+	errAttemptTimeout = errors.New("no answer from the member in time")
+)
 
 // Lookup is bookd's identity lookup (protoactor's cluster.IdentityLookup).
 //
@@ -52,15 +57,17 @@ type Lookup struct {
 // view is one topology as this member sees it.
 type view struct {
 	members []*cluster.Member
-	addrs   map[string]bool
+	// ids maps each member's address to its id: a node restarted on the
+	// same address is a new member, and the old one's PIDs are void.
+	ids map[string]string
 	// changed is closed when a newer view replaces this one.
 	changed chan struct{}
 }
 
 func newView(members []*cluster.Member) *view {
-	v := &view{members: members, addrs: make(map[string]bool, len(members)), changed: make(chan struct{})}
+	v := &view{members: members, ids: make(map[string]string, len(members)), changed: make(chan struct{})}
 	for _, m := range members {
-		v.addrs[m.Address()] = true
+		v.ids[m.Address()] = m.Id
 	}
 	return v
 }
@@ -118,7 +125,7 @@ func (l *Lookup) get(ctx context.Context, ci *cluster.ClusterIdentity, deadline 
 	}
 	target := actor.NewPID(m.Address(), activatorName)
 	f := l.c.ActorSystem.Root.RequestFuture(target, &cluster.ActivationRequest{ClusterIdentity: ci}, timeout)
-	res, err := l.await(ctx, f, m.Address())
+	res, err := l.await(ctx, f, m.Address(), timeout)
 	if err != nil {
 		l.log.Debug("activation request failed", "identity", ci.AsKey(), "owner", m.Address(), "error", err)
 		return nil
@@ -131,13 +138,21 @@ func (l *Lookup) get(ctx context.Context, ci *cluster.ClusterIdentity, deadline 
 }
 
 // await waits for f, a request to a PID at addr. A request to another
-// member is abandoned as soon as that member leaves the topology or ctx
-// ends: a killed member never answers, and its requests would otherwise
+// member is abandoned as soon as that member leaves the topology (or is
+// replaced by a new member on the same address), after attempt, or when
+// ctx ends: a killed member never answers, protoactor drops what it had
+// queued for a connection it tears down, and such requests would otherwise
 // wait for their whole timeout.
-func (l *Lookup) await(ctx context.Context, f *actor.Future, addr string) (any, error) {
+func (l *Lookup) await(ctx context.Context, f *actor.Future, addr string, attempt time.Duration) (any, error) {
 	if addr == l.c.ActorSystem.Address() {
 		return f.Result()
 	}
+	member := l.view.Load().ids[addr]
+	if member == "" {
+		return nil, errMemberGone
+	}
+	timer := time.NewTimer(attempt)
+	defer timer.Stop()
 	type result struct {
 		res any
 		err error
@@ -149,7 +164,7 @@ func (l *Lookup) await(ctx context.Context, f *actor.Future, addr string) (any, 
 	}()
 	for {
 		v := l.view.Load()
-		if !v.addrs[addr] {
+		if v.ids[addr] != member {
 			return nil, errMemberGone
 		}
 		select {
@@ -157,6 +172,8 @@ func (l *Lookup) await(ctx context.Context, f *actor.Future, addr string) (any, 
 			return r.res, r.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-timer.C:
+			return nil, errAttemptTimeout
 		case <-v.changed:
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,9 +156,14 @@ type MemberlistProvider struct {
 	// active reports this node's activation count for the metadata.
 	active func() int
 
-	c       *cluster.Cluster
-	ml      *memberlist.Memberlist
-	meta    atomic.Pointer[[]byte]
+	c    *cluster.Cluster
+	ml   *memberlist.Memberlist
+	meta atomic.Pointer[[]byte]
+	// nodes are the live nodes as memberlist's events last described them.
+	// memberlist's Members() hands out its own *Node, which it goes on
+	// changing under its lock: the events' copies are the race-free view.
+	mu      sync.Mutex
+	nodes   map[string]gossipMember
 	changed chan struct{}
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -181,6 +187,7 @@ func NewMemberlistProvider(cfg GossipConfig, log *slog.Logger, active func() int
 	return &MemberlistProvider{
 		cfg: cfg, log: log.With("subsystem", "gossip"), active: active,
 		changed: make(chan struct{}, 1), stop: make(chan struct{}), evicted: make(chan struct{}),
+		nodes: map[string]gossipMember{},
 	}, nil
 }
 
@@ -239,28 +246,49 @@ func (p *MemberlistProvider) Shutdown(graceful bool) error {
 	return err
 }
 
-// Evicted is closed when the cluster has banned this node's member id (it
-// was declared dead while alive): it can no longer take part and must
-// restart as a new member.
+// Evicted is closed when another member declared this node dead while it
+// was alive (memberlist then refutes the death): that member has removed it
+// from its topology and protoactor there bans its member id for good, so
+// it can no longer take part and must restart as a new member.
 func (p *MemberlistProvider) Evicted() <-chan struct{} { return p.evicted }
 
-// gossipMembers returns memberlist's view: the live nodes (alive or
-// suspect) with their state and metadata.
+// evict closes Evicted once.
+func (p *MemberlistProvider) evict(why string) {
+	p.evictedOnce.Do(func() {
+		p.log.Error("another member declared this node dead; it must restart as a new member", "detail", why)
+		close(p.evicted)
+	})
+}
+
+// gossipMembers returns the live nodes that gossip knows, sorted by id.
+// Their state is "alive": memberlist tells no one when it suspects a node.
 func (p *MemberlistProvider) gossipMembers() []gossipMember {
-	if p.ml == nil {
-		return nil
+	p.mu.Lock()
+	out := make([]gossipMember, 0, len(p.nodes))
+	for _, g := range p.nodes {
+		out = append(out, g)
 	}
-	nodes := p.ml.Members()
-	out := make([]gossipMember, 0, len(nodes))
-	for _, n := range nodes {
-		var m memberMeta
-		_ = json.Unmarshal(n.Meta, &m)
-		out = append(out, gossipMember{
-			ID: n.Name, Gossip: n.Address(), Actor: m.Addr, Kinds: m.Kinds, Active: m.Active,
-			State: stateName(n.State),
-		})
-	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// noteNode records n as memberlist describes it now; called from
+// memberlist's event callbacks, it copies and returns at once.
+func (p *MemberlistProvider) noteNode(n *memberlist.Node, live bool) {
+	g := gossipMember{ID: n.Name, Gossip: n.Address(), State: stateName(n.State)}
+	var m memberMeta
+	if err := json.Unmarshal(n.Meta, &m); err == nil {
+		g.Actor, g.Kinds, g.Active = m.Addr, m.Kinds, m.Active
+	}
+	p.mu.Lock()
+	if live {
+		p.nodes[g.ID] = g
+	} else {
+		delete(p.nodes, g.ID)
+	}
+	p.mu.Unlock()
+	p.signal()
 }
 
 type gossipMember struct {
@@ -320,7 +348,7 @@ func (p *MemberlistProvider) memberlistConfig(c *cluster.Cluster) (*memberlist.C
 	mc.GossipToTheDeadTime = 5 * time.Second
 	mc.TCPTimeout = 2 * time.Second
 	mc.Logger = nil
-	mc.LogOutput = &memberlistLog{log: p.log}
+	mc.LogOutput = &memberlistLog{log: p.log, onDeath: p.evict}
 	d := &gossipDelegate{p: p}
 	mc.Delegate, mc.Events = d, d
 	if err := p.setMeta(c); err != nil {
@@ -383,39 +411,28 @@ func (p *MemberlistProvider) run(joined bool) {
 					_ = p.ml.UpdateNode(p.cfg.RefreshInterval)
 				}
 			}
-			if p.c.Remote.BlockList().IsBlocked(p.c.ActorSystem.ID) {
-				p.evictedOnce.Do(func() {
-					p.log.Error("the cluster banned this member (it was declared dead); restart the node")
-					close(p.evicted)
-				})
-			}
 		}
 	}
 }
 
-// publish hands memberlist's live members (alive and suspect) with valid
-// metadata to protoactor.
+// publish hands the live members (alive and suspect) with valid metadata
+// to protoactor.
 func (p *MemberlistProvider) publish() {
-	nodes := p.ml.Members()
+	nodes := p.gossipMembers()
 	members := make([]*cluster.Member, 0, len(nodes))
 	for _, n := range nodes {
-		var m memberMeta
-		if err := json.Unmarshal(n.Meta, &m); err != nil || m.Addr == "" {
-			p.log.Warn("member without valid metadata", "member", n.Name, "error", err)
-			continue
-		}
-		host, port, err := splitHostPort(m.Addr)
+		host, port, err := splitHostPort(n.Actor)
 		if err != nil {
-			p.log.Warn("member with a bad actor address", "member", n.Name, "address", m.Addr)
+			p.log.Warn("member without a valid actor address", "member", n.ID, "address", n.Actor)
 			continue
 		}
-		members = append(members, &cluster.Member{Id: n.Name, Host: host, Port: int32(port), Kinds: m.Kinds})
+		members = append(members, &cluster.Member{Id: n.ID, Host: host, Port: int32(port), Kinds: n.Kinds})
 	}
 	p.c.MemberList.UpdateClusterTopology(members)
 }
 
 // gossipDelegate is memberlist's Delegate and EventDelegate. memberlist
-// calls it under its locks: it only reads an atomic and signals.
+// calls it under its locks: it only copies, stores and signals.
 type gossipDelegate struct{ p *MemberlistProvider }
 
 func (d *gossipDelegate) NodeMeta(limit int) []byte {
@@ -429,13 +446,17 @@ func (d *gossipDelegate) NotifyMsg([]byte)                           {}
 func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
 func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
-func (d *gossipDelegate) NotifyJoin(*memberlist.Node)                { d.p.signal() }
-func (d *gossipDelegate) NotifyLeave(*memberlist.Node)               { d.p.signal() }
-func (d *gossipDelegate) NotifyUpdate(*memberlist.Node)              { d.p.signal() }
+func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)              { d.p.noteNode(n, true) }
+func (d *gossipDelegate) NotifyLeave(n *memberlist.Node)             { d.p.noteNode(n, false) }
+func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node)            { d.p.noteNode(n, true) }
 
 // memberlistLog turns memberlist's "[LEVEL] memberlist: text" lines into
-// slog records.
-type memberlistLog struct{ log *slog.Logger }
+// slog records. It is also how the provider learns that this node was
+// declared dead: memberlist only logs its refutation.
+type memberlistLog struct {
+	log     *slog.Logger
+	onDeath func(line string)
+}
 
 func (w *memberlistLog) Write(b []byte) (int, error) {
 	s := strings.TrimSpace(string(b))
@@ -455,6 +476,10 @@ func (w *memberlistLog) Write(b []byte) (int, error) {
 	if i := strings.Index(s, "] "); i >= 0 {
 		s = s[i+2:]
 	}
-	w.log.Log(context.Background(), lvl, strings.TrimPrefix(s, "memberlist: "))
+	s = strings.TrimPrefix(s, "memberlist: ")
+	if strings.HasPrefix(s, "Refuting a dead message") && w.onDeath != nil {
+		w.onDeath(s)
+	}
+	w.log.Log(context.Background(), lvl, s)
 	return len(b), nil
 }

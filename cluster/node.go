@@ -39,6 +39,11 @@ type Config struct {
 	// RequestTimeout bounds a request when the caller's context has no
 	// deadline. Default 5s.
 	RequestTimeout time.Duration
+	// AttemptTimeout bounds one try of a request to an actor on another
+	// member before Request sends it again (idempotently): protoactor drops
+	// messages queued for a connection it tears down, e.g. when a node
+	// restarts on the same address. Default 1s.
+	AttemptTimeout time.Duration
 	// Retryable, when set, reports whether an actor's reply asks the caller
 	// to try again (the actor is moving or lost its fence): Request then
 	// retries until its deadline and returns the last such reply only when
@@ -55,7 +60,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Name: "bookd", Host: "127.0.0.1", RequestTimeout: 5 * time.Second, Logger: slog.Default()}
+	return Config{Name: "bookd", Host: "127.0.0.1", RequestTimeout: 5 * time.Second, AttemptTimeout: time.Second, Logger: slog.Default()}
 }
 
 // Validate reports the first field that is wrong.
@@ -69,6 +74,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: Port must be 0..65535, got %d", c.Port)
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("cluster: RequestTimeout must be positive, got %v", c.RequestTimeout)
+	case c.AttemptTimeout <= 0:
+		return fmt.Errorf("cluster: AttemptTimeout must be positive, got %v", c.AttemptTimeout)
 	case c.Logger == nil:
 		return errors.New("cluster: Logger must be set")
 	case (c.ServerTLS == nil) != (c.ClientTLS == nil):
@@ -144,6 +151,12 @@ func Start(cfg Config, kinds ...Kind) (*Node, error) {
 	}
 	cc := cluster.Configure(cfg.Name, provider, lookup, remote.Configure(cfg.Host, cfg.Port, ropts...),
 		cluster.WithKinds(ck...), cluster.WithRequestTimeout(cfg.RequestTimeout))
+	// protoactor's own gossip (heartbeats, block lists, consensus over actor
+	// remoting) is not used: memberlist is the failure detector. It would
+	// also race: it mutates gossip state that remoting is still serializing
+	// (go test -race reports it in every multi-node process). Its loop
+	// sends only on this interval, so it is set beyond any process's life.
+	cc.GossipInterval = 24 * time.Hour
 	c := cluster.New(system, cc)
 	if err := startMember(c); err != nil {
 		return nil, err
@@ -226,7 +239,7 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 			cache.Set(identity, kind, pid)
 		}
 		f := n.system.Root.RequestFuture(pid, msg, remaining)
-		res, err := n.lookup.await(ctx, f, pid.Address)
+		res, err := n.lookup.await(ctx, f, pid.Address, n.cfg.AttemptTimeout)
 		if err != nil {
 			cache.RemoveByValue(identity, kind, pid)
 			lastErr = err
@@ -330,7 +343,8 @@ type MemberStatus struct {
 	ActorAddress string `json:"actor_address"`
 	// GossipAddress is the member's gossip address ("" when alone).
 	GossipAddress string `json:"gossip_address,omitempty"`
-	// State is the gossip state: alive or suspect ("alive" when alone).
+	// State is the gossip state as memberlist last reported it: "alive"
+	// (memberlist reports no suspicion, and drops dead and left members).
 	State string `json:"state"`
 	// Placement reports whether the member takes part in placement in this
 	// node's topology (false for a member gossip knows but protoactor

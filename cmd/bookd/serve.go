@@ -51,6 +51,7 @@ type Serve struct {
 	ActorTLSKey     string
 	ActorTLSCA      string
 	IdleTimeout     time.Duration
+	DrainGrace      time.Duration
 }
 
 func (s *Serve) flags() *flag.FlagSet {
@@ -78,6 +79,7 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs.StringVar(&s.ActorTLSCert, "actor-tls-cert", "", "PEM certificate of this node for actor remoting over mutual TLS")
 	fs.StringVar(&s.ActorTLSKey, "actor-tls-key", "", "PEM key of --actor-tls-cert")
 	fs.StringVar(&s.ActorTLSCA, "actor-tls-ca", "", "PEM CA that signed every node's actor TLS certificate")
+	fs.DurationVar(&s.DrainGrace, "drain-grace", 0, "how long a draining node keeps serving after /readyz turns 503, so that load balancers stop sending first (part of --shutdown-timeout)")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Minute, "how long a resource actor without held holds may go without a message before it stops (passivation; 0 never)")
 	fs.Usage = func() {
 		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
@@ -215,6 +217,14 @@ func (s *Serve) shutdown(srv *http.Server, api *edge.Server, node *cluster.Node,
 	api.SetReady(false)
 	ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
+	if s.DrainGrace > 0 {
+		t := time.NewTimer(s.DrainGrace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	var errs []error
 	if err := srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
