@@ -336,10 +336,7 @@ func testSnapshots(t *testing.T, s persistence.Store) {
 	const stream = "resource/snap"
 	check := func(wantSeq uint64, wantData string) {
 		t.Helper()
-		got, ok, err := s.LoadSnapshot(ctx, stream)
-		if err != nil || !ok || got.Seq != wantSeq || string(got.Data) != wantData {
-			t.Errorf("LoadSnapshot(%q) = %d %q, %v, %v, want %d %q, true, nil", stream, got.Seq, got.Data, ok, err, wantSeq, wantData)
-		}
+		checkSnapshot(t, s, stream, wantSeq, wantData)
 	}
 	if _, ok, err := s.LoadSnapshot(ctx, stream); ok || err != nil {
 		t.Errorf("LoadSnapshot(%q) before any = ok %v, %v, want false, nil", stream, ok, err)
@@ -362,6 +359,15 @@ func testSnapshots(t *testing.T, s persistence.Store) {
 	checkEvents(t, loadAll(t, s, stream, 10), 10, payloads("i", 2))
 }
 
+// checkSnapshot fails t unless stream's newest snapshot is wantData at wantSeq.
+func checkSnapshot(t *testing.T, s persistence.Store, stream string, wantSeq uint64, wantData string) {
+	t.Helper()
+	got, ok, err := s.LoadSnapshot(t.Context(), stream)
+	if err != nil || !ok || got.Seq != wantSeq || string(got.Data) != wantData {
+		t.Errorf("LoadSnapshot(%q) = %d %q, %v, %v, want %d %q, true, nil", stream, got.Seq, got.Data, ok, err, wantSeq, wantData)
+	}
+}
+
 // testSaveSnapshot: a snapshot saved on its own must describe an event the
 // stream has, and never replaces a newer one.
 func testSaveSnapshot(t *testing.T, s persistence.Store) {
@@ -369,10 +375,7 @@ func testSaveSnapshot(t *testing.T, s persistence.Store) {
 	const stream = "resource/save-snap"
 	check := func(wantSeq uint64, wantData string) {
 		t.Helper()
-		got, ok, err := s.LoadSnapshot(ctx, stream)
-		if err != nil || !ok || got.Seq != wantSeq || string(got.Data) != wantData {
-			t.Errorf("LoadSnapshot(%q) = %d %q, %v, %v, want %d %q, true, nil", stream, got.Seq, got.Data, ok, err, wantSeq, wantData)
-		}
+		checkSnapshot(t, s, stream, wantSeq, wantData)
 	}
 	save := func(seq uint64, data string) error {
 		return s.SaveSnapshot(ctx, stream, persistence.Snapshot{Seq: seq, Data: []byte(data)})
