@@ -22,6 +22,8 @@ func testCatalog(t *testing.T, factory Factory) {
 	t.Run("Resources", func(t *testing.T) { testResources(t, fresh(t, factory)) })
 	t.Run("ListListings", func(t *testing.T) { testListListings(t, fresh(t, factory)) })
 	t.Run("IsEmpty", func(t *testing.T) { testIsEmpty(t, fresh(t, factory)) })
+	t.Run("RejectsInvalid", func(t *testing.T) { testCatalogRejectsInvalid(t, fresh(t, factory)) })
+	t.Run("CreatedAtStamped", func(t *testing.T) { testCreatedAtStamped(t, fresh(t, factory)) })
 }
 
 // sampleCatalog is one provider with one listing with one resource.
@@ -340,5 +342,71 @@ func testIsEmpty(t *testing.T, s persistence.Store) {
 	}
 	if empty, err := s.IsEmpty(ctx); err != nil || empty {
 		t.Errorf("IsEmpty() after CreateProvider = %v, %v, want false, nil", empty, err)
+	}
+}
+
+// testCatalogRejectsInvalid: what Validate refuses is refused by the store,
+// and none of it passes for ErrNotFound or ErrExists.
+func testCatalogRejectsInvalid(t *testing.T, s persistence.Store) {
+	ctx := t.Context()
+	if err := s.CreateProvider(ctx, persistence.Provider{ID: "p", Name: "P"}); err != nil {
+		t.Fatalf("CreateProvider = %v", err)
+	}
+	listing := persistence.Listing{ID: "l", ProviderID: "p", Kind: persistence.KindRestaurant, Name: "L", City: "Porto", TimeZone: "Europe/Lisbon"}
+	if err := s.CreateListing(ctx, listing); err != nil {
+		t.Fatalf("CreateListing = %v", err)
+	}
+	if err := s.CreateProvider(ctx, persistence.Provider{Name: "no id"}); err == nil {
+		t.Errorf("CreateProvider(no id) = nil, want an error")
+	}
+
+	badListings := map[string]persistence.Listing{
+		"no id":       {ProviderID: "p", Kind: persistence.KindRestaurant},
+		"no provider": {ID: "l2", Kind: persistence.KindRestaurant},
+		"bad kind":    {ID: "l2", ProviderID: "p", Kind: "castle"},
+	}
+	for name, l := range badListings {
+		if err := s.CreateListing(ctx, l); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
+			t.Errorf("CreateListing(%s) = %v, want a validation error", name, err)
+		}
+	}
+
+	ok := persistence.Resource{ID: "r", ListingID: "l", Name: "T1", Unit: persistence.SlotMinutes, SlotMinutes: 30, Capacity: 1, HoldTTL: time.Minute}
+	badResources := map[string]func(r *persistence.Resource){
+		"no id":                     func(r *persistence.Resource) { r.ID = "" },
+		"no listing":                func(r *persistence.Resource) { r.ListingID = "" },
+		"zero capacity":             func(r *persistence.Resource) { r.Capacity = 0 },
+		"negative ttl":              func(r *persistence.Resource) { r.HoldTTL = -time.Second },
+		"bad unit":                  func(r *persistence.Resource) { r.Unit = "fortnight" },
+		"minutes not dividing":      func(r *persistence.Resource) { r.SlotMinutes = 7 },
+		"minutes zero":              func(r *persistence.Resource) { r.SlotMinutes = 0 },
+		"night with minutes":        func(r *persistence.Resource) { r.Unit = persistence.SlotNight },
+		"single with minutes":       func(r *persistence.Resource) { r.Unit = persistence.SlotSingle },
+		"minutes longer than a day": func(r *persistence.Resource) { r.SlotMinutes = 2880 },
+	}
+	for name, mutate := range badResources {
+		r := ok
+		mutate(&r)
+		if err := s.CreateResource(ctx, r); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
+			t.Errorf("CreateResource(%s) = %v, want a validation error", name, err)
+		}
+	}
+	if err := s.CreateResource(ctx, ok); err != nil {
+		t.Errorf("CreateResource(valid) = %v, want nil", err)
+	}
+}
+
+// testCreatedAtStamped: a zero CreatedAt is the time of the create, in UTC.
+func testCreatedAtStamped(t *testing.T, s persistence.Store) {
+	before := time.Now()
+	if err := s.CreateProvider(t.Context(), persistence.Provider{ID: "p", Name: "P"}); err != nil {
+		t.Fatalf("CreateProvider = %v", err)
+	}
+	p, err := s.GetProvider(t.Context(), "p")
+	if err != nil {
+		t.Fatalf("GetProvider = %v", err)
+	}
+	if p.CreatedAt.Before(before.Add(-timeTolerance)) || p.CreatedAt.After(time.Now()) || p.CreatedAt.Location() != time.UTC {
+		t.Errorf("GetProvider(p).CreatedAt = %v, want the time of the create in UTC", p.CreatedAt)
 	}
 }

@@ -231,6 +231,9 @@ func testConflict(t *testing.T, s persistence.Store) {
 
 func testInvalidAppend(t *testing.T, s persistence.Store) {
 	ctx := t.Context()
+	if err := s.Append(ctx, persistence.Batch{Stream: "", ExpectedSeq: 0, Events: payloads("e", 1)}); err == nil || errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("Append(\"\", 0) = %v, want an error that is not a conflict", err)
+	}
 	const stream = "resource/invalid"
 	mustAppend(t, s, stream, 0, payloads("e", 2), &persistence.Snapshot{Seq: 2, Data: []byte("state 2")})
 

@@ -289,13 +289,6 @@ func TestOpenPoolSize(t *testing.T) {
 	}
 }
 
-func TestAppendRejectsEmptyStream(t *testing.T) {
-	s := openT(t, testserver.DatabaseT(t))
-	if err := s.Append(t.Context(), persistence.Batch{Stream: "", ExpectedSeq: 0, Events: [][]byte{[]byte("e")}}); err == nil || errors.Is(err, persistence.ErrConflict) {
-		t.Errorf("Append(\"\", 0) = %v, want a validation error", err)
-	}
-}
-
 // TestUniqueViolationIsConflict checks the fence's last line: when an insert
 // hits the primary key although the seq check passed (a trigger plays the
 // writer that got in between), Append returns a ConflictError and writes
@@ -456,66 +449,6 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := s.Ping(t.Context()); err == nil {
 		t.Errorf("Ping() after Close = nil, want an error")
-	}
-}
-
-func TestCatalogRejectsInvalid(t *testing.T) {
-	s := openT(t, testserver.DatabaseT(t))
-	ctx := t.Context()
-	if err := s.CreateProvider(ctx, persistence.Provider{ID: "p", Name: "P"}); err != nil {
-		t.Fatalf("CreateProvider = %v", err)
-	}
-	listing := persistence.Listing{ID: "l", ProviderID: "p", Kind: persistence.KindRestaurant, Name: "L", City: "Porto", TimeZone: "Europe/Lisbon"}
-	if err := s.CreateListing(ctx, listing); err != nil {
-		t.Fatalf("CreateListing = %v", err)
-	}
-	if err := s.CreateProvider(ctx, persistence.Provider{Name: "no id"}); err == nil {
-		t.Errorf("CreateProvider(no id) = nil, want an error")
-	}
-	badListings := map[string]persistence.Listing{
-		"no id":       {ProviderID: "p", Kind: persistence.KindRestaurant},
-		"no provider": {ID: "l2", Kind: persistence.KindRestaurant},
-		"bad kind":    {ID: "l2", ProviderID: "p", Kind: "castle"},
-	}
-	for name, l := range badListings {
-		if err := s.CreateListing(ctx, l); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
-			t.Errorf("CreateListing(%s) = %v, want a validation error", name, err)
-		}
-	}
-	ok := persistence.Resource{ID: "r", ListingID: "l", Name: "T1", Unit: persistence.SlotMinutes, SlotMinutes: 30, Capacity: 1, HoldTTL: time.Minute}
-	badResources := map[string]func(r *persistence.Resource){
-		"no id":                func(r *persistence.Resource) { r.ID = "" },
-		"no listing":           func(r *persistence.Resource) { r.ListingID = "" },
-		"zero capacity":        func(r *persistence.Resource) { r.Capacity = 0 },
-		"negative ttl":         func(r *persistence.Resource) { r.HoldTTL = -time.Second },
-		"bad unit":             func(r *persistence.Resource) { r.Unit = "fortnight" },
-		"minutes not dividing": func(r *persistence.Resource) { r.SlotMinutes = 7 },
-		"night with minutes":   func(r *persistence.Resource) { r.Unit = persistence.SlotNight },
-	}
-	for name, mutate := range badResources {
-		r := ok
-		mutate(&r)
-		if err := s.CreateResource(ctx, r); err == nil || errors.Is(err, persistence.ErrNotFound) || errors.Is(err, persistence.ErrExists) {
-			t.Errorf("CreateResource(%s) = %v, want a validation error", name, err)
-		}
-	}
-	if err := s.CreateResource(ctx, ok); err != nil {
-		t.Errorf("CreateResource(valid) = %v, want nil", err)
-	}
-}
-
-func TestZeroCreatedAtIsStamped(t *testing.T) {
-	s := openT(t, testserver.DatabaseT(t))
-	before := time.Now()
-	if err := s.CreateProvider(t.Context(), persistence.Provider{ID: "p", Name: "P"}); err != nil {
-		t.Fatalf("CreateProvider = %v", err)
-	}
-	p, err := s.GetProvider(t.Context(), "p")
-	if err != nil {
-		t.Fatalf("GetProvider = %v", err)
-	}
-	if p.CreatedAt.Before(before.Add(-time.Millisecond)) || p.CreatedAt.After(time.Now()) || p.CreatedAt.Location() != time.UTC {
-		t.Errorf("GetProvider(p).CreatedAt = %v, want the time of the create in UTC", p.CreatedAt)
 	}
 }
 
