@@ -248,30 +248,6 @@ func mustRead(t *testing.T, name string) []byte {
 	return b
 }
 
-func TestReadMigrationsRejects(t *testing.T) {
-	tests := []struct {
-		name  string
-		files []string
-	}{
-		{"gap", []string{"0001_a.sql", "0003_c.sql"}},
-		{"not from 1", []string{"0002_b.sql"}},
-		{"duplicate", []string{"0001_a.sql", "0001_b.sql"}},
-		{"bad name", []string{"0001_a.sql", "2_b.sql"}},
-		{"upper case", []string{"0001_Init.sql"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			fsys := fstest.MapFS{}
-			for _, f := range tt.files {
-				fsys["migrations/"+f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
-			}
-			if ms, err := persistence.ReadMigrations(fsys); err == nil {
-				t.Errorf("persistence.ReadMigrations(%v) = %d migrations, nil, want an error", tt.files, len(ms))
-			}
-		})
-	}
-}
-
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bookd.db")
 	s, err := Open(t.Context(), path, Options{})
