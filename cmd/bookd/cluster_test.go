@@ -14,6 +14,7 @@ import (
 
 	"github.com/bookd/bookd/actors/resource"
 	"github.com/bookd/bookd/cluster"
+	"github.com/bookd/bookd/persistence"
 	"github.com/bookd/bookd/persistence/testserver"
 )
 
@@ -89,7 +90,8 @@ func TestClusterSpread(t *testing.T) {
 func TestClusterSIGKILLFailover(t *testing.T) {
 	c := newTestCluster(t, 3)
 	const capacity = 150
-	ids := createResources(t, c.openStore(t), "kill", 30, capacity)
+	store := c.openStore(t)
+	ids := createResources(t, store, "kill", 30, capacity)
 	nodes := c.running()
 	members := c.waitMembers(t, 3)
 	victim := c.memberOf(t, nodes[2])
@@ -102,12 +104,25 @@ func TestClusterSIGKILLFailover(t *testing.T) {
 	if len(moved) == 0 {
 		t.Fatal("the victim owns none of the resources; the test proves nothing")
 	}
+	// A hold that expires soon on a resource of the victim that nobody
+	// touches after the kill: a survivor's sweeper must expire it.
+	short := ""
+	for i := 0; short == ""; i++ {
+		if id := fmt.Sprintf("kill-short-%d", i); cluster.OwnerOf(members, resource.Kind, id) == victim {
+			short = id
+		}
+	}
+	must(t, store.CreateResource(t.Context(), persistence.Resource{ID: short, ListingID: "lst-kill", Name: short,
+		Unit: persistence.SlotSingle, Capacity: 3, HoldTTL: 2 * time.Second}))
 
 	s := &clusterSale{client: c.client, resources: ids, qty: 1,
 		entry: roundRobin(func() []string { return []string{nodes[0].base(), nodes[1].base()} })}
 	wait := s.run(8, 20000, "kill")
 	waitFor(20*time.Second, func() bool { return s.decided.Load() >= 300 })
 	before := s.errors()
+	if code, _ := tryKeyedHold(c.client, nodes[0].base(), short, "kill-short", 1); code != http.StatusCreated {
+		t.Fatalf("hold on %s = %d, want 201", short, code)
+	}
 
 	killed := time.Now()
 	_ = c.stop(t, nodes[2], syscall.SIGKILL)
@@ -154,6 +169,24 @@ func TestClusterSIGKILLFailover(t *testing.T) {
 			t.Errorf("resource %s owned by the killed node did not answer again within 60s", moved[i])
 		}
 		slowest = max(slowest, d)
+	}
+	// The short hold's wake is cleared by the new owner without a request.
+	if !waitFor(30*time.Second, func() bool {
+		due, err := store.DueWakes(t.Context(), time.Now().Add(time.Hour), 1000)
+		if err != nil {
+			return false
+		}
+		for _, w := range due {
+			if w.Stream == resource.Stream(short) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Errorf("the hold on %s (owned by the killed node) was not expired by a survivor within 30s", short)
+	}
+	if a := availabilityOf(t, c.client, nodes[1].base(), short); a.Held != 0 || a.Free != 3 {
+		t.Errorf("after the expiry %s has %+v, want 3 free and none held", short, a)
 	}
 	yes, confirmed := s.check(t, nodes[0].base(), capacity)
 	t.Logf("SIGKILL failover: the dead node was gone from the survivors' view %v after the kill; all %d of its resources answered again within %v (goal 3s)",
@@ -357,4 +390,21 @@ func (e *entries) entry(i int) string {
 		return ""
 	}
 	return b[i%len(b)]
+}
+
+// availabilityOf reads the one slot of a single-slot resource.
+func availabilityOf(t *testing.T, c *http.Client, base, id string) struct{ Free, Held, Confirmed int } {
+	t.Helper()
+	var a availabilityAnswer
+	if code := getJSON(c, base+"/v1/resources/"+id+"/availability", &a); code != http.StatusOK || len(a.Slots) != 1 {
+		t.Fatalf("availability of %s = %d %+v", id, code, a)
+	}
+	return a.Slots[0]
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -148,6 +148,9 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 
 	rcfg := resource.DefaultConfig()
 	rcfg.SnapshotEvery, rcfg.BatchMax, rcfg.Logger = s.SnapshotEvery, s.BatchMax, log
+	if s.IdleTimeout < 0 {
+		return fmt.Errorf("--idle-timeout must not be negative, got %v", s.IdleTimeout)
+	}
 	rcfg.IdleTimeout = s.IdleTimeout
 	if err := rcfg.Validate(); err != nil {
 		return err
