@@ -40,8 +40,11 @@ const (
 
 // Provider owns listings.
 type Provider struct {
-	ID        string
-	Name      string
+	ID   string
+	Name string
+	// OwnerID is the user (a provider) that manages it; "" for none (an
+	// admin's).
+	OwnerID   string
 	CreatedAt time.Time
 }
 
@@ -56,6 +59,9 @@ type Listing struct {
 	TimeZone   string
 	Attributes map[string]string
 	CreatedAt  time.Time
+	// Version is 1 when created and grows by one with every update; the
+	// edge's ETag is made of it.
+	Version int64
 }
 
 // Resource is one bookable thing of a listing: a room, a table, a seat, a pool.
@@ -96,6 +102,11 @@ type Catalog interface {
 	CreateListing(ctx context.Context, l Listing) error
 	// GetListing returns ErrNotFound when there is none.
 	GetListing(ctx context.Context, id string) (Listing, error)
+	// UpdateListing replaces the name, city, time zone and attributes of
+	// listing l.ID when its version is ifVersion, and bumps the version. It
+	// returns ErrNotFound when there is no such listing and ErrPrecondition
+	// when its version is another.
+	UpdateListing(ctx context.Context, l Listing, ifVersion int64) error
 	// ListListings returns up to q.Limit listings with id > q.After, by id;
 	// more is true when there are further ones.
 	ListListings(ctx context.Context, q ListQuery) (page []Listing, more bool, err error)

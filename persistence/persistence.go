@@ -17,6 +17,7 @@ import (
 type Store interface {
 	Journal
 	Catalog
+	Accounts
 	// Ping reports whether the store answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	io.Closer

@@ -58,6 +58,7 @@ func Run(t *testing.T, factory Factory) {
 	t.Run("Fence", func(t *testing.T) { testFence(t, factory) })
 	t.Run("Wakes", func(t *testing.T) { testWakes(t, factory) })
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, factory) })
+	t.Run("Accounts", func(t *testing.T) { testAccounts(t, factory) })
 	t.Run("Ping", func(t *testing.T) {
 		s := fresh(t, factory)
 		if err := s.Ping(t.Context()); err != nil {

@@ -33,8 +33,8 @@ func (s *Store) CreateProvider(ctx context.Context, p persistence.Provider) erro
 	if p.ID == "" {
 		return errors.New("postgres: create provider: empty id")
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO providers (id, name, created_at) VALUES ($1, $2, $3)`,
-		p.ID, p.Name, createdAt(p.CreatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO providers (id, name, owner_id, created_at) VALUES ($1, $2, $3, $4)`,
+		p.ID, p.Name, p.OwnerID, createdAt(p.CreatedAt))
 	switch {
 	case errCode(err) == codeUniqueViolation:
 		return fmt.Errorf("postgres: create provider %q: %w", p.ID, persistence.ErrExists)
@@ -48,7 +48,7 @@ func (s *Store) CreateProvider(ctx context.Context, p persistence.Provider) erro
 // persistence.ErrNotFound.
 func (s *Store) GetProvider(ctx context.Context, id string) (persistence.Provider, error) {
 	var p persistence.Provider
-	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM providers WHERE id = $1`, id).Scan(&p.ID, &p.Name, &p.CreatedAt)
+	err := s.pool.QueryRow(ctx, `SELECT id, name, owner_id, created_at FROM providers WHERE id = $1`, id).Scan(&p.ID, &p.Name, &p.OwnerID, &p.CreatedAt)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return persistence.Provider{}, fmt.Errorf("postgres: provider %q: %w", id, persistence.ErrNotFound)
@@ -87,6 +87,27 @@ func (s *Store) GetListing(ctx context.Context, id string) (persistence.Listing,
 		return persistence.Listing{}, fmt.Errorf("postgres: listing %q: %w", id, err)
 	}
 	return l, nil
+}
+
+// UpdateListing replaces l's name, city, time zone and attributes when its
+// version is ifVersion.
+func (s *Store) UpdateListing(ctx context.Context, l persistence.Listing, ifVersion int64) error {
+	attrs, err := encodeAttributes(l.Attributes)
+	if err != nil {
+		return fmt.Errorf("postgres: update listing %q: %w", l.ID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE listings SET name = $1, city = $2, time_zone = $3, attributes = $4::jsonb, version = version + 1
+		WHERE id = $5 AND version = $6`, l.Name, l.City, l.TimeZone, attrs, l.ID, ifVersion)
+	if err != nil {
+		return fmt.Errorf("postgres: update listing %q: %w", l.ID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	if _, err := s.GetListing(ctx, l.ID); err != nil {
+		return fmt.Errorf("postgres: update listing: %w", err)
+	}
+	return fmt.Errorf("postgres: update listing %q: %w", l.ID, persistence.ErrPrecondition)
 }
 
 // ListListings returns up to q.Limit listings with id > q.After (byte order)
@@ -196,7 +217,7 @@ func (s *Store) create(ctx context.Context, what, id, parentWhat, parentID, inse
 	return nil
 }
 
-const listingColumns = `id, provider_id, kind, name, city, time_zone, attributes, created_at`
+const listingColumns = `id, provider_id, kind, name, city, time_zone, attributes, created_at, version`
 
 func scanListing(row pgx.Row) (persistence.Listing, error) {
 	var (
@@ -204,7 +225,7 @@ func scanListing(row pgx.Row) (persistence.Listing, error) {
 		kind  string
 		attrs []byte
 	)
-	if err := row.Scan(&l.ID, &l.ProviderID, &kind, &l.Name, &l.City, &l.TimeZone, &attrs, &l.CreatedAt); err != nil {
+	if err := row.Scan(&l.ID, &l.ProviderID, &kind, &l.Name, &l.City, &l.TimeZone, &attrs, &l.CreatedAt, &l.Version); err != nil {
 		return persistence.Listing{}, err
 	}
 	l.Kind = persistence.ListingKind(kind)

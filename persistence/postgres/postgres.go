@@ -25,6 +25,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"runtime"
@@ -36,8 +37,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/sqlaccounts"
 )
 
 var _ persistence.Store = (*Store)(nil)
@@ -69,6 +72,10 @@ func (o Options) Validate() error {
 // concurrent use. Close it when done.
 type Store struct {
 	pool *pgxpool.Pool
+	// Accounts is the accounts part of the contract, through database/sql
+	// over the same pool.
+	*sqlaccounts.Accounts
+	db *sql.DB
 
 	closeOnce sync.Once
 }
@@ -109,7 +116,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, db: stdlib.OpenDBFromPool(pool)}
+	s.Accounts = &sqlaccounts.Accounts{Name: "postgres", W: s.db, R: s.db, Dollar: true,
+		IsUnique: func(err error) bool { return errCode(err) == codeUniqueViolation }}
 	if err := migrate(ctx, pool, migrationFiles); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", where, err)
@@ -129,7 +138,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // to give theirs back. Calls after Close fail; Close itself may be called
 // again and returns nil.
 func (s *Store) Close() error {
-	s.closeOnce.Do(s.pool.Close)
+	s.closeOnce.Do(func() {
+		_ = s.db.Close()
+		s.pool.Close()
+	})
 	return nil
 }
 

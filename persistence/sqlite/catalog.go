@@ -29,8 +29,8 @@ func (s *Store) CreateProvider(ctx context.Context, p persistence.Provider) erro
 	if p.ID == "" {
 		return errors.New("sqlite: create provider: empty id")
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO providers (id, name, created_at) VALUES (?, ?, ?)`,
-		p.ID, p.Name, createdAt(p.CreatedAt))
+	_, err := s.w.ExecContext(ctx, `INSERT INTO providers (id, name, owner_id, created_at) VALUES (?, ?, ?, ?)`,
+		p.ID, p.Name, p.OwnerID, createdAt(p.CreatedAt))
 	switch {
 	case isUniqueViolation(err):
 		return fmt.Errorf("sqlite: create provider %q: %w", p.ID, persistence.ErrExists)
@@ -47,7 +47,7 @@ func (s *Store) GetProvider(ctx context.Context, id string) (persistence.Provide
 		p  persistence.Provider
 		at int64
 	)
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, created_at FROM providers WHERE id = ?`, id).Scan(&p.ID, &p.Name, &at)
+	err := s.r.QueryRowContext(ctx, `SELECT id, name, owner_id, created_at FROM providers WHERE id = ?`, id).Scan(&p.ID, &p.Name, &p.OwnerID, &at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return persistence.Provider{}, fmt.Errorf("sqlite: provider %q: %w", id, persistence.ErrNotFound)
@@ -87,6 +87,27 @@ func (s *Store) GetListing(ctx context.Context, id string) (persistence.Listing,
 		return persistence.Listing{}, fmt.Errorf("sqlite: listing %q: %w", id, err)
 	}
 	return l, nil
+}
+
+// UpdateListing replaces l's name, city, time zone and attributes when its
+// version is ifVersion.
+func (s *Store) UpdateListing(ctx context.Context, l persistence.Listing, ifVersion int64) error {
+	attrs, err := encodeAttributes(l.Attributes)
+	if err != nil {
+		return fmt.Errorf("sqlite: update listing %q: %w", l.ID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE listings SET name = ?, city = ?, time_zone = ?, attributes = ?, version = version + 1
+		WHERE id = ? AND version = ?`, l.Name, l.City, l.TimeZone, attrs, l.ID, ifVersion)
+	if err != nil {
+		return fmt.Errorf("sqlite: update listing %q: %w", l.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	if _, err := s.GetListing(ctx, l.ID); err != nil {
+		return fmt.Errorf("sqlite: update listing: %w", err)
+	}
+	return fmt.Errorf("sqlite: update listing %q: %w", l.ID, persistence.ErrPrecondition)
 }
 
 // ListListings returns up to q.Limit listings with id > q.After (byte order)
@@ -229,7 +250,7 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-const listingColumns = `id, provider_id, kind, name, city, time_zone, attributes, created_at`
+const listingColumns = `id, provider_id, kind, name, city, time_zone, attributes, created_at, version`
 
 func scanListing(sc scanner) (persistence.Listing, error) {
 	var (
@@ -238,7 +259,7 @@ func scanListing(sc scanner) (persistence.Listing, error) {
 		attrs string
 		at    int64
 	)
-	if err := sc.Scan(&l.ID, &l.ProviderID, &kind, &l.Name, &l.City, &l.TimeZone, &attrs, &at); err != nil {
+	if err := sc.Scan(&l.ID, &l.ProviderID, &kind, &l.Name, &l.City, &l.TimeZone, &attrs, &at, &l.Version); err != nil {
 		return persistence.Listing{}, err
 	}
 	l.Kind = persistence.ListingKind(kind)

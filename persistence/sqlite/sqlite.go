@@ -33,6 +33,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/sqlaccounts"
 )
 
 var _ persistence.Store = (*Store)(nil)
@@ -94,6 +95,9 @@ type Store struct {
 	// r is the read pool (query_only connections).
 	r *sql.DB
 
+	// Accounts is the accounts part of the contract, on w and r.
+	*sqlaccounts.Accounts
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -151,6 +155,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.r.SetMaxIdleConns(opts.MaxReaders)
 	s.r.SetConnMaxLifetime(0)
 	s.r.SetConnMaxIdleTime(0)
+	s.Accounts = &sqlaccounts.Accounts{Name: "sqlite", W: s.w, R: s.r, IsUnique: isUniqueViolation}
 
 	if err := s.prepare(ctx); err != nil {
 		_ = s.Close()

@@ -1,0 +1,71 @@
+-- 0003_accounts: accounts, tokens, API keys, the audit log, idempotency
+-- keys; provider owners and listing versions.
+
+ALTER TABLE providers ADD COLUMN owner_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE listings ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+
+CREATE TABLE users (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    email         TEXT    COLLATE "C" NOT NULL UNIQUE,
+    name          TEXT    NOT NULL,
+    role          TEXT    NOT NULL,
+    password_hash TEXT    NOT NULL,
+    created_at    BIGINT  NOT NULL
+);
+
+-- signing_keys holds the raw key bytes: whoever reads the database can sign
+-- tokens, as whoever reads it can change every booking.
+CREATE TABLE signing_keys (
+    kid        TEXT    NOT NULL PRIMARY KEY,
+    algorithm  TEXT    NOT NULL,
+    private    BYTEA    NOT NULL,
+    public     BYTEA    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    retired_at BIGINT  NOT NULL DEFAULT 0
+);
+
+-- refresh_tokens: hash is the SHA-256 of the secret. spent_at and
+-- revoked_at are 0 until set.
+CREATE TABLE refresh_tokens (
+    hash       TEXT    NOT NULL PRIMARY KEY,
+    family     TEXT    NOT NULL,
+    user_id    TEXT    NOT NULL,
+    expires_at BIGINT  NOT NULL,
+    created_at BIGINT  NOT NULL,
+    spent_at   BIGINT  NOT NULL DEFAULT 0,
+    revoked_at BIGINT  NOT NULL DEFAULT 0
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+
+CREATE TABLE api_keys (
+    id         TEXT    NOT NULL PRIMARY KEY,
+    owner_id   TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    hash       TEXT    NOT NULL,
+    scopes     TEXT    NOT NULL ,
+    created_at BIGINT  NOT NULL,
+    revoked_at BIGINT  NOT NULL DEFAULT 0
+);
+CREATE INDEX api_keys_owner ON api_keys (owner_id, id);
+
+CREATE TABLE audit_log (
+    seq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at       BIGINT  NOT NULL,
+    actor_id TEXT    NOT NULL,
+    role     TEXT    NOT NULL,
+    action   TEXT    NOT NULL,
+    target   TEXT    NOT NULL,
+    remote   TEXT    NOT NULL
+);
+
+-- idempotency: status 0 while the first request is in flight.
+CREATE TABLE idempotency (
+    user_id     TEXT    NOT NULL,
+    key         TEXT    NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    status      BIGINT  NOT NULL DEFAULT 0,
+    location    TEXT    NOT NULL DEFAULT '',
+    body        BYTEA,
+    created_at  BIGINT  NOT NULL,
+    PRIMARY KEY (user_id, key)
+);
