@@ -282,6 +282,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // this node's identities meanwhile wait and retry until the node has left.
 func (n *Node) Drain(ctx context.Context, msg any) error {
 	n.lookup.leaving.Store(true)
+	return n.StopActivations(ctx, msg)
+}
+
+// StopActivations sends msg to every activation on this node and waits until
+// each has answered or ctx ends, like Drain, but the node stays a member
+// that takes activations: the next request for an identity activates it
+// afresh (from its journal). Tests use it to force a reload.
+func (n *Node) StopActivations(ctx context.Context, msg any) error {
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)

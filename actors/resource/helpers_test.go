@@ -241,8 +241,8 @@ func (e *env) drainAll(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.node.Drain(ctx, &Drain{}); err != nil {
-		t.Fatalf("Drain: %v", err)
+	if err := e.node.StopActivations(ctx, &Drain{}); err != nil {
+		t.Fatalf("StopActivations: %v", err)
 	}
 }
 
