@@ -290,17 +290,19 @@ func (n *Node) Drain(ctx context.Context, msg any) error {
 // that takes activations: the next request for an identity activates it
 // afresh (from its journal). Tests use it to force a reload.
 func (n *Node) StopActivations(ctx context.Context, msg any) error {
-	timeout := 10 * time.Second
+	deadline := time.Now().Add(10 * time.Second)
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+		deadline = dl
 	}
-	pids, err := n.lookup.Activations(timeout)
+	pids, err := n.lookup.Activations(time.Until(deadline))
 	if err != nil {
 		return fmt.Errorf("list activations: %w", err)
 	}
+	// One deadline for the whole call, listing included.
+	remaining := max(time.Until(deadline), time.Millisecond)
 	futures := make([]*actor.Future, len(pids))
 	for i, pid := range pids {
-		futures[i] = n.system.Root.RequestFuture(pid, msg, timeout)
+		futures[i] = n.system.Root.RequestFuture(pid, msg, remaining)
 	}
 	var errs []error
 	for i, f := range futures {
