@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +59,11 @@ type Result struct {
 	CheckOK            bool
 	Problem            string // why the check failed
 	RowLockPool        int    // connections of mode c's pool; 0 for bookd
+	// ServerCPU and PostgresCPU are the CPU time, in µs per decision, that
+	// the mode's HTTP server (bookd, or benchflash's row-lock server) and
+	// the PostgreSQL server used during the run; 0 when unknown. Unlike
+	// decisions/s they do not depend on what else shares the machine.
+	ServerCPU, PostgresCPU float64
 }
 
 // bench is Run after the flags: set up, run every (clients, round, mode),
@@ -112,6 +118,7 @@ func (m *Main) bench(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.postmaster = postmasterPID(pg.Dir())
 
 	systems := map[string]*system{}
 	defer func() {
@@ -238,10 +245,19 @@ func (m *Main) runOnce(ctx context.Context, adminURL string, sys *system, client
 	if err := settle(ctx, sys.dbURL, adminURL); err != nil {
 		return res, err
 	}
+	serverCPU := selfCPU // the row-lock server runs in this process
+	if sys.node != nil {
+		serverCPU = func() (time.Duration, error) { return processCPU(sys.node.PID()) }
+	}
+	postgresCPU := func() (time.Duration, error) { return treeCPU(m.postmaster) }
+	server0, err0 := serverCPU()
+	postgres0, err1 := postgresCPU()
 	sum, err := lg.run(ctx, target, id, clients, logPath)
 	if err != nil {
 		return res, err
 	}
+	server1, err2 := serverCPU()
+	postgres1, err3 := postgresCPU()
 	res.Attempts = sum.Attempts
 	res.Decisions = sum.Accepted + sum.Rejected
 	if sum.Seconds > 0 {
@@ -250,6 +266,10 @@ func (m *Main) runOnce(ctx context.Context, adminURL string, sys *system, client
 	res.P50, res.P99 = sum.Latency.P50, sum.Latency.P99
 	res.Errors, res.Stopped = sum.Errors, sum.Stopped
 	res.CheckOK, res.Problem = sum.Check.OK, sum.checkProblems()
+	if res.Decisions > 0 && errors.Join(err0, err1, err2, err3) == nil {
+		res.ServerCPU = float64((server1 - server0).Microseconds()) / float64(res.Decisions)
+		res.PostgresCPU = float64((postgres1 - postgres0).Microseconds()) / float64(res.Decisions)
+	}
 	return res, nil
 }
 
@@ -298,6 +318,18 @@ func buildBookd(ctx context.Context, bin string) error {
 		return fmt.Errorf("go build ./cmd/bookd: %w\n%s", err, out)
 	}
 	return nil
+}
+
+// postmasterPID reads the PostgreSQL server's PID from the first line of
+// postmaster.pid in its data folder under dir; 0 when it cannot.
+func postmasterPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
 }
 
 // serverInfo is what the table's header says about the setup.

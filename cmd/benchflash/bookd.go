@@ -123,6 +123,9 @@ func (n *bookdNode) waitReady(ctx context.Context) error {
 // URL is the node's base URL.
 func (n *bookdNode) URL() string { return n.base }
 
+// PID is the node's process id.
+func (n *bookdNode) PID() int { return n.cmd.Process.Pid }
+
 // LogPath is the file the node logs to.
 func (n *bookdNode) LogPath() string { return n.logPath }
 

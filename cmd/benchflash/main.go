@@ -83,6 +83,8 @@ type Main struct {
 	// Ceilings the /livez ceiling at each client count, when measured.
 	Results  []Result
 	Ceilings []Ceiling
+
+	postmaster int // the PostgreSQL server's PID, for its CPU time; 0: unknown
 }
 
 func (m *Main) flags() *flag.FlagSet {

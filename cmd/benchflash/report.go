@@ -17,6 +17,8 @@ type Row struct {
 	Errors             int64   // sum over the rounds
 	ChecksFailed       int     // rounds whose check failed
 	RowLockPool        int     // mode c's pool; 0 for bookd
+	// ServerCPU and PostgresCPU are medians in µs per decision; 0: unknown.
+	ServerCPU, PostgresCPU float64
 }
 
 // Ratio compares modes a, b and c at one client count by their median
@@ -42,7 +44,7 @@ func summarize(results []Result) ([]Row, []Ratio) {
 	for _, c := range clients {
 		byMode := map[string]Row{}
 		for _, md := range modes {
-			var rps, p50, p99 []float64
+			var rps, p50, p99, srv, pgc []float64
 			row := Row{Clients: c, Mode: md}
 			for _, r := range results {
 				if r.Clients != c || r.Mode != md.Key {
@@ -50,6 +52,7 @@ func summarize(results []Result) ([]Row, []Ratio) {
 				}
 				row.Rounds++
 				rps, p50, p99 = append(rps, r.DecisionsPerSecond), append(p50, r.P50), append(p99, r.P99)
+				srv, pgc = append(srv, r.ServerCPU), append(pgc, r.PostgresCPU)
 				row.Errors += r.Errors
 				if !r.CheckOK {
 					row.ChecksFailed++
@@ -60,6 +63,7 @@ func summarize(results []Result) ([]Row, []Ratio) {
 				continue
 			}
 			row.DecisionsPerSecond, row.P50, row.P99 = median(rps), median(p50), median(p99)
+			row.ServerCPU, row.PostgresCPU = median(srv), median(pgc)
 			rows = append(rows, row)
 			byMode[md.Key] = row
 		}
@@ -117,7 +121,7 @@ func (m *Main) writeTable() {
 	}
 	fmt.Fprintf(m.Stdout, "\nresults%s\n", median)
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tmode\tdecisions/s\tp50 ms\tp99 ms\terrors\tcheck\t")
+	fmt.Fprintln(tw, "clients\tmode\tdecisions/s\tp50 ms\tp99 ms\terrors\tcheck\tserver µs/dec\tpostgres µs/dec\t")
 	for _, r := range rows {
 		name := r.Mode.Key + " " + r.Mode.Name
 		if r.RowLockPool > 0 {
@@ -127,7 +131,8 @@ func (m *Main) writeTable() {
 		if r.ChecksFailed > 0 {
 			check = fmt.Sprintf("FAILED %d/%d", r.ChecksFailed, r.Rounds)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\t%s\t\n", r.Clients, name, r.DecisionsPerSecond, r.P50, r.P99, r.Errors, check)
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n", r.Clients, name, r.DecisionsPerSecond, r.P50, r.P99, r.Errors, check,
+			cpuText(r.ServerCPU), cpuText(r.PostgresCPU))
 	}
 	_ = tw.Flush()
 
@@ -171,6 +176,13 @@ const (
 	goalRatio   = 10.0
 	goalP99     = 50.0 // ms
 )
+
+func cpuText(us float64) string {
+	if us <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", us)
+}
 
 func ratioText(x float64) string {
 	if x == 0 {
