@@ -57,6 +57,8 @@ type batch struct {
 	// wakeMs is when the first held hold expires once the batch is applied
 	// (0: none); it is the resource's durable wake time after this batch.
 	wakeMs int64
+	// change is what the batch changes, for watchers (publish.go).
+	change change
 }
 
 // Actor is one resource's actor. Create it with Props.
@@ -89,6 +91,8 @@ type Actor struct {
 	missing bool
 	// broken is set when the actor cannot serve (load failed, fence lost).
 	broken error
+	// listingID is the resource's listing, read at activation (publish.go).
+	listingID string
 
 	timer   *time.Timer
 	timerAt int64
@@ -343,6 +347,7 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 	}
 	b := a.pending[n-1]
 	b.events = append(b.events, data)
+	b.change.record(a.st, ev)
 	b.lastSeq = a.st.seq
 	b.wakeMs, _ = a.st.nextExpiry()
 	a.armTimer()
@@ -450,6 +455,7 @@ func (a *Actor) written(ctx actor.Context, done *writeDone) {
 	if done.err == nil {
 		a.committedSeq = done.b.lastSeq
 		a.wakeMs = done.b.wakeMs
+		a.publish(done.b)
 		for _, w := range done.b.waiters {
 			a.answer(w.to, w.reply)
 		}
@@ -545,6 +551,7 @@ func (a *Actor) activate() {
 		a.fail(fmt.Errorf("slot settings: %w", err))
 		return
 	}
+	a.listingID = res.ListingID
 	a.ttl = res.HoldTTL
 	if a.ttl <= 0 {
 		a.ttl = DefaultHoldTTL

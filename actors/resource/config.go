@@ -74,6 +74,9 @@ func (c Config) Validate() error {
 type Stores struct {
 	Journal persistence.Journal
 	Catalog persistence.Catalog
+	// Events, when set, gets every committed batch's AvailabilityChange
+	// (publish.go): the node's bus.
+	Events persistence.Publisher
 }
 
 // Stream is the journal stream of a resource.

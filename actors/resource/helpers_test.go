@@ -180,7 +180,7 @@ func startNode(cfg Config, j persistence.Journal, c persistence.Catalog) (*clust
 	ccfg := cluster.DefaultConfig()
 	ccfg.Logger = cfg.Logger
 	ccfg.RequestTimeout = requestTimeout
-	return cluster.Start(ccfg, cluster.Kind{Name: Kind, Props: Props(cfg, Stores{Journal: j, Catalog: c})})
+	return cluster.Start(ccfg, cluster.Kind{Name: Kind, Props: Props(cfg, Stores{Journal: j, Catalog: c, Events: testBus})})
 }
 
 // stop drains the node's actors and stops the node; the store stays open.

@@ -1,0 +1,120 @@
+package resource
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+)
+
+// Topic names of the availability changes a resource actor publishes.
+func ResourceTopic(resourceID string) string { return "resource:" + resourceID }
+
+// ListingTopic is the topic of every resource of a listing.
+func ListingTopic(listingID string) string { return "listing:" + listingID }
+
+// UserTopic is the topic of the holds of one owner.
+func UserTopic(userID string) string { return "user:" + userID }
+
+// change is what one batch changed, collected as its events are decided.
+type change struct {
+	// slots holds each changed slot's usage after the batch's last event
+	// that touched it, which is its usage after the batch.
+	slots map[int64]usage
+	// holds are the changed holds as they stand after the batch.
+	holds map[string]*bookdv1.Hold
+}
+
+// record notes what ev, just applied to st, changed.
+func (c *change) record(st *state, ev *bookdv1.Event) {
+	var id string
+	switch k := ev.GetKind().(type) {
+	case *bookdv1.Event_Placed:
+		id = k.Placed.GetHoldId()
+	case *bookdv1.Event_Confirmed:
+		id = k.Confirmed.GetHoldId()
+	case *bookdv1.Event_Released:
+		id = k.Released.GetHoldId()
+	case *bookdv1.Event_Cancelled:
+		id = k.Cancelled.GetHoldId()
+	case *bookdv1.Event_Expired:
+		id = k.Expired.GetHoldId()
+	}
+	h := st.holds[id]
+	if h == nil {
+		return
+	}
+	if c.slots == nil {
+		c.slots = make(map[int64]usage)
+		c.holds = make(map[string]*bookdv1.Hold)
+	}
+	c.holds[id] = h.view
+	st.slots.Each(Range{From: h.fromKey, To: h.toKey}, func(k int64) bool {
+		var u usage
+		if p := st.used[k]; p != nil {
+			u = *p
+		}
+		c.slots[k] = u
+		return true
+	})
+}
+
+// holdOwner is the user a hold belongs to ("" for none).
+func holdOwner(h *bookdv1.Hold) string { return "" }
+
+// publish sends the availability change of committed batch b to its
+// topics. It never blocks: the bus queues or drops (and then makes the
+// subscribers resync).
+func (a *Actor) publish(b *batch) {
+	if a.stores.Events == nil || len(b.change.slots) == 0 && len(b.change.holds) == 0 {
+		return
+	}
+	c := &bookdv1.AvailabilityChange{
+		ResourceId:    a.id,
+		ListingId:     a.listingID,
+		Epoch:         a.epoch,
+		PrevSeq:       b.lastSeq - uint64(len(b.events)),
+		Seq:           b.lastSeq,
+		Capacity:      a.st.capacity,
+		CommittedAtMs: a.now().UnixMilli(),
+	}
+	for _, k := range slices.Sorted(maps.Keys(b.change.slots)) {
+		u := b.change.slots[k]
+		free := uint32(0)
+		if taken := u.held + u.confirmed; taken < a.st.capacity {
+			free = a.st.capacity - taken
+		}
+		c.Slots = append(c.Slots, &bookdv1.SlotAvailability{Start: a.st.slots.Format(k), Free: free, Held: u.held, Confirmed: u.confirmed})
+	}
+	ctx := context.Background()
+	if data, err := proto.Marshal(c); err == nil {
+		a.send(ctx, ResourceTopic(a.id), data)
+		if a.listingID != "" {
+			a.send(ctx, ListingTopic(a.listingID), data)
+		}
+	}
+	// Each owner sees only its own holds.
+	byOwner := map[string][]*bookdv1.Hold{}
+	for _, id := range slices.Sorted(maps.Keys(b.change.holds)) {
+		h := b.change.holds[id]
+		if o := holdOwner(h); o != "" {
+			byOwner[o] = append(byOwner[o], h)
+		}
+	}
+	c.Slots = nil
+	for owner, holds := range byOwner {
+		c.Holds = holds
+		if data, err := proto.Marshal(c); err == nil {
+			a.send(ctx, UserTopic(owner), data)
+		}
+	}
+}
+
+func (a *Actor) send(ctx context.Context, topic string, data []byte) {
+	if err := a.stores.Events.Publish(ctx, topic, data); err != nil {
+		a.log.Warn("availability change not published", "topic", topic, "error", err)
+	}
+}

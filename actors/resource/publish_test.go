@@ -1,0 +1,181 @@
+package resource
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+	"github.com/bookd/bookd/persistence"
+)
+
+// testBus is the bus every test node publishes availability changes on.
+var testBus = persistence.NewLocalBus(0)
+
+// watcher collects the availability changes of one topic.
+type watcher struct {
+	mu      sync.Mutex
+	changes []*bookdv1.AvailabilityChange
+	lost    int
+	bad     error
+}
+
+func watch(t *testing.T, topic string) *watcher {
+	t.Helper()
+	w := &watcher{}
+	s, err := testBus.Subscribe(t.Context(), topic, func(d persistence.Delivery) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if d.Lost {
+			w.lost++
+			return
+		}
+		var c bookdv1.AvailabilityChange
+		if err := proto.Unmarshal(d.Payload, &c); err != nil {
+			w.bad = err
+			return
+		}
+		w.changes = append(w.changes, &c)
+	})
+	if err := err; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Unsubscribe)
+	return w
+}
+
+// upTo waits until the watcher has seen seq and returns its changes.
+func (w *watcher) upTo(t *testing.T, seq uint64) []*bookdv1.AvailabilityChange {
+	t.Helper()
+	var out []*bookdv1.AvailabilityChange
+	waitFor(t, 10*time.Second, fmt.Sprintf("a change with seq %d", seq), func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		out = append(out[:0], w.changes...)
+		return len(out) > 0 && out[len(out)-1].GetSeq() >= seq
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.bad != nil || w.lost > 0 {
+		t.Fatalf("watcher: decode error %v, %d Lost signals", w.bad, w.lost)
+	}
+	return out
+}
+
+// replayChanges applies changes in order to a copy of start's slots, and
+// fails t on a gap or an epoch that changes.
+func replayChanges(t *testing.T, start *bookdv1.Availability, changes []*bookdv1.AvailabilityChange) map[string]*bookdv1.SlotAvailability {
+	t.Helper()
+	slots := map[string]*bookdv1.SlotAvailability{}
+	for _, s := range start.GetSlots() {
+		slots[s.GetStart()] = s
+	}
+	seq := start.GetSeq()
+	for _, c := range changes {
+		if c.GetEpoch() != start.GetEpoch() || c.GetPrevSeq() != seq || c.GetSeq() <= seq {
+			t.Fatalf("change (epoch %d, %d..%d) after (epoch %d, seq %d): want the next one", c.GetEpoch(), c.GetPrevSeq(), c.GetSeq(), start.GetEpoch(), seq)
+		}
+		seq = c.GetSeq()
+		for _, s := range c.GetSlots() {
+			if _, ok := slots[s.GetStart()]; ok {
+				slots[s.GetStart()] = s
+			}
+		}
+	}
+	return slots
+}
+
+// TestPublishReproducesAvailability: concurrent holds, confirmations,
+// releases and cancels (so batches of several events) publish changes on
+// the resource and listing topics whose seqs chain without a gap, and that
+// turn the availability before them into the availability after them.
+func TestPublishReproducesAvailability(t *testing.T) {
+	e := sharedEnv(t)
+	id := e.addResource(t, "pub", persistence.SlotNight, 3, time.Hour)
+	start := e.availability(t, id, night(0), night(10))
+	byRes, byListing := watch(t, ResourceTopic(id)), watch(t, ListingTopic(listingNights))
+
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			hid := fmt.Sprintf("h%d", i)
+			r, err := e.holdCmd(t.Context(), id, &bookdv1.PlaceHold{HoldId: hid, From: night(i % 7), To: night(i%7 + 1 + i%3), Quantity: 1})
+			if err != nil || r.GetHold() == nil {
+				return // sold out: fine
+			}
+			var next proto.Message
+			switch i % 4 {
+			case 0:
+				next = &bookdv1.ConfirmHold{HoldId: hid}
+			case 1:
+				next = &bookdv1.ReleaseHold{HoldId: hid}
+			case 2:
+				next = &bookdv1.CancelHold{HoldId: hid}
+			default:
+				return
+			}
+			if _, err := e.holdCmd(t.Context(), id, next); err != nil {
+				t.Errorf("%T: %v", next, err)
+			}
+		})
+	}
+	wg.Wait()
+	end := e.availability(t, id, night(0), night(10))
+	if end.GetSeq() == start.GetSeq() {
+		t.Fatal("nothing changed")
+	}
+	got := replayChanges(t, start, byRes.upTo(t, end.GetSeq()))
+	for _, s := range end.GetSlots() {
+		if g := got[s.GetStart()]; !proto.Equal(g, s) {
+			t.Errorf("slot %s from changes = %v, want %v", s.GetStart(), g, s)
+		}
+	}
+	var listing []*bookdv1.AvailabilityChange
+	for _, c := range byListing.upTo(t, end.GetSeq()) {
+		if c.GetResourceId() == id {
+			listing = append(listing, c)
+		}
+	}
+	resource := byRes.upTo(t, end.GetSeq())
+	if len(listing) != len(resource) {
+		t.Fatalf("listing topic has %d changes of %s, resource topic %d", len(listing), id, len(resource))
+	}
+	for i := range listing {
+		if !proto.Equal(listing[i], resource[i]) {
+			t.Errorf("change %d differs between the topics: %v vs %v", i, listing[i], resource[i])
+		}
+		if listing[i].GetListingId() != listingNights || listing[i].GetCapacity() != 3 || len(listing[i].GetHolds()) != 0 {
+			t.Errorf("change %d = %v, want listing %s, capacity 3, no holds", i, listing[i], listingNights)
+		}
+	}
+}
+
+// TestPublishNewEpochAfterReload: after a failed write the actor reloads
+// from the journal and publishes in a new epoch, chained on the journal's
+// seq; the failed batch publishes nothing.
+func TestPublishNewEpochAfterReload(t *testing.T) {
+	e := sharedEnv(t)
+	id := e.addResource(t, "epoch", persistence.SlotSingle, 5, time.Hour)
+	w := watch(t, ResourceTopic(id))
+	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "a", Quantity: 1})
+	before := e.availability(t, id, "", "")
+	e.journal.Scope(Stream(id))
+	e.journal.FailNext(1, errors.New("boom"))
+	e.mustFail(t, id, &bookdv1.PlaceHold{HoldId: "lost", Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE)
+	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "b", Quantity: 2})
+	after := e.availability(t, id, "", "")
+	got := w.upTo(t, after.GetSeq())
+	if len(got) != 2 {
+		t.Fatalf("got %d changes, want 2: %v", len(got), got)
+	}
+	if got[0].GetEpoch() != before.GetEpoch() || got[1].GetEpoch() != after.GetEpoch() || before.GetEpoch() == after.GetEpoch() {
+		t.Errorf("epochs %d, %d; availability epochs %d, %d: want the activations' epochs, different", got[0].GetEpoch(), got[1].GetEpoch(), before.GetEpoch(), after.GetEpoch())
+	}
+	if got[1].GetPrevSeq() != 1 || got[1].GetSeq() != 2 || got[1].GetSlots()[0].GetHeld() != 3 {
+		t.Errorf("second change = %v, want seq 1..2 with 3 held", got[1])
+	}
+}
