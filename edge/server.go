@@ -28,11 +28,16 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger gets the edge's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Bus carries availability changes to GET /v1/ws (live.go); nil turns
+	// live availability off.
+	Bus persistence.Bus
+	// Live tunes the WebSocket hub. Default DefaultLiveConfig().
+	Live LiveConfig
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, RequestTimeout: 5 * time.Second, Logger: slog.Default()}
+	return Config{MaxBodyBytes: 64 << 10, RequestTimeout: 5 * time.Second, Logger: slog.Default(), Live: DefaultLiveConfig()}
 }
 
 // Validate reports the first field that is wrong.
@@ -44,6 +49,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge: RequestTimeout must be positive, got %v", c.RequestTimeout)
 	case c.Logger == nil:
 		return fmt.Errorf("edge: Logger must be set")
+	}
+	if c.Bus != nil {
+		return c.Live.Validate()
 	}
 	return nil
 }
@@ -57,6 +65,8 @@ type Server struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 	handler http.Handler
+	hub     *hub               // nil without a bus
+	wsAuth  TokenAuthenticator // nil: the user topic is refused
 }
 
 // New returns the API over store and actors. It starts not ready: call
@@ -66,6 +76,9 @@ func New(cfg Config, store persistence.Store, actors Actors) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("subsystem", "edge"), store: store, actors: actors, mux: http.NewServeMux()}
+	if cfg.Bus != nil {
+		s.hub = newHub(cfg.Live, s.log, cfg.Bus, actors, store, cfg.RequestTimeout)
+	}
 	s.routes()
 	s.handler = s.recoverer(s.headers(http.HandlerFunc(s.dispatch)))
 	return s, nil
@@ -78,6 +91,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /readyz", s.handleReadyz)
 	m.HandleFunc("GET /problems/{slug}", s.handleProblemDoc)
 	m.HandleFunc("GET /v1/cluster", s.handleCluster)
+	m.HandleFunc("GET /v1/ws", s.handleWS)
+	m.HandleFunc("GET /dashboard", s.handleDashboard)
+	m.HandleFunc("GET /dashboard/{file}", s.handleDashboardFile)
 
 	m.HandleFunc("GET /v1/listings", s.handleListListings)
 	m.HandleFunc("GET /v1/listings/{id}", s.handleGetListing)

@@ -31,6 +31,7 @@ Usage:
   bookd serve [flags]    run a node (bookd serve -h lists the flags)
   bookd loadgen [flags]  run a flash sale against a node (bookd loadgen -h lists the flags)
   bookd cluster status   print a node's view of the cluster (--target URL)
+  bookd watch <topic>    print live availability changes (bookd watch -h)
   bookd version          print the version
 `
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&Loadgen{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "cluster":
 		return (&ClusterCmd{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "watch":
+		return (&Watch{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -155,12 +155,17 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	if err := rcfg.Validate(); err != nil {
 		return err
 	}
+	bus, err := s.openBus(ctx, log)
+	if err != nil {
+		return fmt.Errorf("open bus: %w", err)
+	}
+	defer bus.Close()
 	ccfg, err := s.clusterConfig()
 	if err != nil {
 		return err
 	}
 	ccfg.Logger = log
-	node, err := cluster.Start(ccfg, cluster.Kind{Name: resource.Kind, Props: resource.Props(rcfg, resource.Stores{Journal: store, Catalog: store})})
+	node, err := cluster.Start(ccfg, cluster.Kind{Name: resource.Kind, Props: resource.Props(rcfg, resource.Stores{Journal: store, Catalog: store, Events: bus})})
 	if err != nil {
 		return fmt.Errorf("start node: %w", err)
 	}
@@ -176,11 +181,12 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	defer func() { stopSweep(); <-swept }()
 
 	ecfg := edge.DefaultConfig()
-	ecfg.RequestTimeout, ecfg.Logger = s.RequestTimeout, log
+	ecfg.RequestTimeout, ecfg.Logger, ecfg.Bus = s.RequestTimeout, log, bus
 	api, err := edge.New(ecfg, store, node)
 	if err != nil {
 		return err
 	}
+	defer api.Close()
 	ln, err := net.Listen("tcp", s.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("--http: %w", err)
@@ -229,6 +235,9 @@ func (s *Serve) shutdown(srv *http.Server, api *edge.Server, node *cluster.Node,
 		t.Stop()
 	}
 	var errs []error
+	if err := api.DrainLive(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := srv.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
