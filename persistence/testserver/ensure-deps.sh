@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ensure-deps.sh installs the servers the tests start (PostgreSQL and Redis)
-# with apt-get when they are missing; it exits 0 at once when both are there.
+# and the headless browser the dashboard test drives (Chromium) with apt-get
+# when they are missing; it exits 0 at once when all are there.
 # `make test` runs it. It is idempotent: run it as often as you like.
 #
 # PostgreSQL is Debian's package `postgresql`, whose server binaries land in
@@ -22,6 +23,9 @@ if ! have_postgres; then
 fi
 if ! command -v redis-server >/dev/null 2>&1; then
 	missing+=(redis-server)
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+	missing+=(chromium)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
