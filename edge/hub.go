@@ -299,13 +299,16 @@ func (t *hubTopic) each(fn func(*hubDelta)) {
 	}
 }
 
+// microLayout is RFC 3339 with microseconds.
+const microLayout = "2006-01-02T15:04:05.000000Z07:00"
+
 // deltaJSON returns hd's message for this topic's clients.
 func (t *hubTopic) deltaJSON(hd *hubDelta) []byte {
 	if hd.json == nil {
 		c := hd.c
 		m := deltaMsg{Type: "delta", Topic: t.ct.String(), ResourceID: c.GetResourceId(), ListingID: c.GetListingId(),
 			Epoch: strconv.FormatUint(c.GetEpoch(), 10), PrevSeq: c.GetPrevSeq(), Seq: c.GetSeq(), Capacity: c.GetCapacity(),
-			CommittedAt: msTime(c.GetCommittedAtMs())}
+			CommittedAt: time.UnixMicro(c.GetCommittedAtUs()).UTC().Format(microLayout)}
 		for _, s := range c.GetSlots() {
 			m.Slots = append(m.Slots, slotJSON{Start: s.GetStart(), Free: s.GetFree(), Held: s.GetHeld(), Confirmed: s.GetConfirmed()})
 		}

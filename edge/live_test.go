@@ -61,6 +61,13 @@ func sharedLive(tb testing.TB) *liveEnv {
 }
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv("BOOKD_LIVE_URL"); url != "" {
+		if err := liveSubscribers(url); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if live.env != nil {
 		live.env.close()

@@ -206,7 +206,7 @@ type deltaMsg struct {
 	Capacity   uint32     `json:"capacity"`
 	Slots      []slotJSON `json:"slots,omitempty"`
 	Holds      []HoldJSON `json:"holds,omitempty"`
-	// CommittedAt is when the batch committed (RFC 3339, milliseconds).
+	// CommittedAt is when the batch committed (RFC 3339, microseconds).
 	CommittedAt string `json:"committed_at"`
 }
 

@@ -79,7 +79,7 @@ func (a *Actor) publish(b *batch) {
 		PrevSeq:       b.lastSeq - uint64(len(b.events)),
 		Seq:           b.lastSeq,
 		Capacity:      a.st.capacity,
-		CommittedAtMs: a.now().UnixMilli(),
+		CommittedAtUs: a.now().UnixMicro(),
 	}
 	for _, k := range slices.Sorted(maps.Keys(b.change.slots)) {
 		u := b.change.slots[k]

@@ -44,8 +44,9 @@ type AvailabilityChange struct {
 	Slots []*SlotAvailability `protobuf:"bytes,7,rep,name=slots,proto3" json:"slots,omitempty"`
 	// holds are the holds the batch changed, as they stand after seq.
 	Holds []*Hold `protobuf:"bytes,8,rep,name=holds,proto3" json:"holds,omitempty"`
-	// committed_at_ms is when the batch committed (the actor's clock).
-	CommittedAtMs int64 `protobuf:"varint,9,opt,name=committed_at_ms,json=committedAtMs,proto3" json:"committed_at_ms,omitempty"`
+	// committed_at_us is when the batch committed (the actor's clock, Unix
+	// microseconds); watchers measure delivery latency from it.
+	CommittedAtUs int64 `protobuf:"varint,9,opt,name=committed_at_us,json=committedAtUs,proto3" json:"committed_at_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -136,9 +137,9 @@ func (x *AvailabilityChange) GetHolds() []*Hold {
 	return nil
 }
 
-func (x *AvailabilityChange) GetCommittedAtMs() int64 {
+func (x *AvailabilityChange) GetCommittedAtUs() int64 {
 	if x != nil {
-		return x.CommittedAtMs
+		return x.CommittedAtUs
 	}
 	return 0
 }
@@ -159,7 +160,7 @@ const file_bookd_v1_availability_proto_rawDesc = "" +
 	"\bcapacity\x18\x06 \x01(\rR\bcapacity\x120\n" +
 	"\x05slots\x18\a \x03(\v2\x1a.bookd.v1.SlotAvailabilityR\x05slots\x12$\n" +
 	"\x05holds\x18\b \x03(\v2\x0e.bookd.v1.HoldR\x05holds\x12&\n" +
-	"\x0fcommitted_at_ms\x18\t \x01(\x03R\rcommittedAtMsB2Z0github.com/bookd/bookd/messages/bookd/v1;bookdv1b\x06proto3"
+	"\x0fcommitted_at_us\x18\t \x01(\x03R\rcommittedAtUsB2Z0github.com/bookd/bookd/messages/bookd/v1;bookdv1b\x06proto3"
 
 var (
 	file_bookd_v1_availability_proto_rawDescOnce sync.Once
