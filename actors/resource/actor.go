@@ -192,15 +192,15 @@ func (a *Actor) receive(ctx actor.Context) {
 func (a *Actor) handle(ctx actor.Context, now time.Time) {
 	switch msg := ctx.Message().(type) {
 	case *bookdv1.PlaceHold:
-		a.command(ctx, a.st.decidePlace(msg, now, a.ttl), msg.GetHoldId())
+		a.command(ctx, a.st.decidePlace(msg, now, a.ttl, a.committedSeq), msg.GetHoldId())
 	case *bookdv1.ConfirmHold:
-		a.command(ctx, a.st.decideConfirm(msg.GetHoldId(), now), msg.GetHoldId())
+		a.command(ctx, a.st.decideConfirm(msg.GetHoldId(), msg.GetOwner(), now), msg.GetHoldId())
 	case *bookdv1.ReleaseHold:
-		a.command(ctx, a.st.decideRelease(msg.GetHoldId(), now), msg.GetHoldId())
+		a.command(ctx, a.st.decideRelease(msg.GetHoldId(), msg.GetOwner(), now), msg.GetHoldId())
 	case *bookdv1.CancelHold:
-		a.command(ctx, a.st.decideCancel(msg.GetHoldId(), now), msg.GetHoldId())
+		a.command(ctx, a.st.decideCancel(msg.GetHoldId(), msg.GetOwner(), now), msg.GetHoldId())
 	case *bookdv1.GetHold:
-		h, rej := a.st.lookup(msg.GetHoldId())
+		h, rej := a.st.lookup(msg.GetHoldId(), msg.GetOwner())
 		if rej != nil {
 			a.answer(ctx.Sender(), rej)
 			return

@@ -927,3 +927,51 @@ func TestPassivation(t *testing.T) {
 		t.Errorf("%s, with a held hold, was loaded %d times, want 1: it must not passivate", busy, n)
 	}
 }
+
+// TestPlaceInFlight: a PlaceHold repeated while its batch is not committed
+// is IN_FLIGHT (the edge's 409), or IDEMPOTENCY_CONFLICT (422) with another
+// fingerprint; once committed the repeat gets the hold, which keeps its
+// owner: another owner does not see it.
+func TestPlaceInFlight(t *testing.T) {
+	e := sharedEnv(t)
+	id := e.addResource(t, "res-inflight", persistence.SlotSingle, 5, 10*time.Minute)
+	e.availability(t, id, "", "") // activate
+	e.journal.Scope(Stream(id))
+	e.journal.Block()
+	var wg sync.WaitGroup
+	t.Cleanup(func() { e.journal.Release(); wg.Wait() }) // also when t fails early
+	place := &bookdv1.PlaceHold{HoldId: "k", Quantity: 1, Owner: "usr-a", Fingerprint: "f1"}
+	first := make(chan *bookdv1.HoldReply, 1)
+	wg.Go(func() {
+		r, err := e.holdCmd(context.Background(), id, place)
+		if err != nil {
+			t.Errorf("the first PlaceHold = %v", err)
+		}
+		first <- r
+	})
+	waitFor(t, 10*time.Second, "the first write to block", func() bool { return e.journal.Waiting() == 1 })
+	tests := []struct {
+		name string
+		msg  *bookdv1.PlaceHold
+		code bookdv1.ErrorCode
+	}{
+		{"same request", place, bookdv1.ErrorCode_ERROR_CODE_IN_FLIGHT},
+		{"another body", &bookdv1.PlaceHold{HoldId: "k", Quantity: 1, Owner: "usr-a", Fingerprint: "f2"}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT},
+		{"another quantity", &bookdv1.PlaceHold{HoldId: "k", Quantity: 2, Owner: "usr-a", Fingerprint: "f1"}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT},
+	}
+	for _, tt := range tests {
+		e.mustFail(t, id, tt.msg, tt.code)
+	}
+	e.journal.Release()
+	if r := <-first; r.GetHold().GetOwner() != "usr-a" {
+		t.Fatalf("the first PlaceHold = %v, want the hold of usr-a", r)
+	}
+	if h := e.mustHold(t, id, place); h.GetHoldId() != "k" || h.GetStatus() != bookdv1.HoldStatus_HOLD_STATUS_HELD {
+		t.Errorf("the repeat after the commit = %v, want hold k, held", h)
+	}
+	e.mustFail(t, id, &bookdv1.GetHold{HoldId: "k", Owner: "usr-b"}, bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND)
+	e.mustFail(t, id, &bookdv1.ConfirmHold{HoldId: "k", Owner: "usr-b"}, bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND)
+	if a := e.availability(t, id, "", ""); a.Slots[0].Held != 1 {
+		t.Errorf("held = %d, want 1: one hold for all the repeats", a.Slots[0].Held)
+	}
+}

@@ -35,8 +35,13 @@ func invalid(err error) *bookdv1.Error {
 	return &bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, Detail: err.Error()}
 }
 
-// decidePlace decides a PlaceHold at now with holds lasting ttl.
-func (s *state) decidePlace(cmd *bookdv1.PlaceHold, now time.Time, ttl time.Duration) decision {
+// decidePlace decides a PlaceHold at now with holds lasting ttl. A repeat
+// of a hold (same hold_id) is answered with the hold as it stands when the
+// owner, fingerprint, range and quantity all match and the hold's placement
+// is committed (journal seq <= committedSeq); with other parameters it is an
+// IDEMPOTENCY_CONFLICT, and before its commit it is IN_FLIGHT, so that a
+// client retrying too early learns that the first request is still running.
+func (s *state) decidePlace(cmd *bookdv1.PlaceHold, now time.Time, ttl time.Duration, committedSeq uint64) decision {
 	if cmd.GetHoldId() == "" {
 		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "hold_id", "is required")}
 	}
@@ -48,9 +53,14 @@ func (s *state) decidePlace(cmd *bookdv1.PlaceHold, now time.Time, ttl time.Dura
 		return decision{reply: &bookdv1.HoldReply{Error: invalid(err)}}
 	}
 	if h, ok := s.holds[cmd.GetHoldId()]; ok {
-		if h.fromKey != r.From || h.toKey != r.To || h.view.Quantity != cmd.GetQuantity() {
+		if h.fromKey != r.From || h.toKey != r.To || h.view.Quantity != cmd.GetQuantity() ||
+			h.view.Owner != cmd.GetOwner() || h.view.Fingerprint != cmd.GetFingerprint() {
 			return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "",
 				"hold %s was placed with other parameters", cmd.GetHoldId())}
+		}
+		if h.placedSeq > committedSeq {
+			return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_IN_FLIGHT, "",
+				"hold %s is still being placed; retry with the same Idempotency-Key", cmd.GetHoldId())}
 		}
 		return decision{reply: holdReply(h)}
 	}
@@ -80,6 +90,8 @@ func (s *state) decidePlace(cmd *bookdv1.PlaceHold, now time.Time, ttl time.Dura
 		ToKey:       r.To,
 		Quantity:    cmd.GetQuantity(),
 		ExpiresAtMs: now.Add(ttl).UnixMilli(),
+		Owner:       cmd.GetOwner(),
+		Fingerprint: cmd.GetFingerprint(),
 	}}}
 	return decision{events: []*bookdv1.Event{ev}}
 }
@@ -91,20 +103,22 @@ func (s *state) slotName(k int64) string {
 	return "the slot"
 }
 
-func (s *state) lookup(id string) (*hold, *bookdv1.HoldReply) {
+// lookup finds hold id; when owner is not empty, a hold of another owner
+// is answered as missing, so that its existence does not leak.
+func (s *state) lookup(id, owner string) (*hold, *bookdv1.HoldReply) {
 	if id == "" {
 		return nil, holdError(bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "hold_id", "is required")
 	}
 	h, ok := s.holds[id]
-	if !ok {
+	if !ok || (owner != "" && h.view.Owner != owner) {
 		return nil, holdError(bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND, "", "hold %s does not exist", id)
 	}
 	return h, nil
 }
 
 // decideConfirm: held → confirmed; a repeat is answered as it stands.
-func (s *state) decideConfirm(id string, now time.Time) decision {
-	h, rej := s.lookup(id)
+func (s *state) decideConfirm(id, owner string, now time.Time) decision {
+	h, rej := s.lookup(id, owner)
 	if rej != nil {
 		return decision{reply: rej}
 	}
@@ -124,8 +138,8 @@ func (s *state) decideConfirm(id string, now time.Time) decision {
 
 // decideRelease: held → released; a hold already without units is answered
 // as it stands; a confirmed one must be cancelled instead.
-func (s *state) decideRelease(id string, now time.Time) decision {
-	h, rej := s.lookup(id)
+func (s *state) decideRelease(id, owner string, now time.Time) decision {
+	h, rej := s.lookup(id, owner)
 	if rej != nil {
 		return decision{reply: rej}
 	}
@@ -142,8 +156,8 @@ func (s *state) decideRelease(id string, now time.Time) decision {
 
 // decideCancel: held or confirmed → cancelled; a hold already without units
 // is answered as it stands.
-func (s *state) decideCancel(id string, now time.Time) decision {
-	h, rej := s.lookup(id)
+func (s *state) decideCancel(id, owner string, now time.Time) decision {
+	h, rej := s.lookup(id, owner)
 	if rej != nil {
 		return decision{reply: rej}
 	}

@@ -21,6 +21,9 @@ type hold struct {
 	// and snapshots share it without copying, also across goroutines.
 	view           *bookdv1.Hold
 	fromKey, toKey int64
+	// placedSeq is the journal seq of the hold's HoldPlaced event (0 when
+	// restored from a snapshot, which holds committed events only).
+	placedSeq uint64
 }
 
 func (h *hold) active() bool {
@@ -82,9 +85,12 @@ func (s *state) applyKind(ev *bookdv1.Event) error {
 				CreatedAtMs: ev.GetAtMs(),
 				ExpiresAtMs: p.GetExpiresAtMs(),
 				UpdatedAtMs: ev.GetAtMs(),
+				Owner:       p.GetOwner(),
+				Fingerprint: p.GetFingerprint(),
 			},
-			fromKey: p.GetFromKey(),
-			toKey:   p.GetToKey(),
+			fromKey:   p.GetFromKey(),
+			toKey:     p.GetToKey(),
+			placedSeq: s.seq + 1,
 		}
 		s.holds[h.view.HoldId] = h
 		s.take(h, bookdv1.HoldStatus_HOLD_STATUS_HELD, +1)

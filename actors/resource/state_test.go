@@ -161,24 +161,34 @@ func TestDecidePlace(t *testing.T) {
 		code  bookdv1.ErrorCode
 		field string
 		event bool
+		// inFlight leaves hold "a" uncommitted (committedSeq 0).
+		inFlight bool
 	}{
-		{"fits", &bookdv1.PlaceHold{HoldId: "n", From: d(1), To: d(3), Quantity: 3}, 0, "", true},
-		{"fits exactly", &bookdv1.PlaceHold{HoldId: "n", From: d(0), To: d(1), Quantity: 3}, 0, "", true},
-		{"sold out", &bookdv1.PlaceHold{HoldId: "n", From: d(1), To: d(3), Quantity: 4}, bookdv1.ErrorCode_ERROR_CODE_SOLD_OUT, "", false},
-		{"repeat", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 2}, 0, "", false},
-		{"repeat other quantity", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false},
-		{"repeat other range", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(3), Quantity: 2}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false},
-		{"no id", &bookdv1.PlaceHold{From: d(0), To: d(1), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "hold_id", false},
-		{"no quantity", &bookdv1.PlaceHold{HoldId: "n", From: d(0), To: d(1)}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "quantity", false},
-		{"above capacity", &bookdv1.PlaceHold{HoldId: "n", From: d(0), To: d(1), Quantity: 6}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "quantity", false},
-		{"empty range", &bookdv1.PlaceHold{HoldId: "n", From: d(1), To: d(1), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "to", false},
-		{"not a date", &bookdv1.PlaceHold{HoldId: "n", From: "tomorrow", To: d(1), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "from", false},
-		{"past", &bookdv1.PlaceHold{HoldId: "n", From: "2029-12-01", To: "2029-12-02", Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "from", false},
+		{"fits", &bookdv1.PlaceHold{HoldId: "n", From: d(1), To: d(3), Quantity: 3}, 0, "", true, false},
+		{"fits exactly", &bookdv1.PlaceHold{HoldId: "n", From: d(0), To: d(1), Quantity: 3}, 0, "", true, false},
+		{"sold out", &bookdv1.PlaceHold{HoldId: "n", From: d(1), To: d(3), Quantity: 4}, bookdv1.ErrorCode_ERROR_CODE_SOLD_OUT, "", false, false},
+		{"repeat", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 2}, 0, "", false, false},
+		{"repeat other quantity", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false, false},
+		{"repeat other range", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(3), Quantity: 2}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false, false},
+		{"repeat other owner", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 2, Owner: "u2"}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false, false},
+		{"repeat other fingerprint", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 2, Fingerprint: "f2"}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false, false},
+		{"repeat in flight", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 2}, bookdv1.ErrorCode_ERROR_CODE_IN_FLIGHT, "", false, true},
+		{"repeat other body in flight", &bookdv1.PlaceHold{HoldId: "a", From: d(0), To: d(2), Quantity: 2, Fingerprint: "f2"}, bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, "", false, true},
+		{"no id", &bookdv1.PlaceHold{From: d(0), To: d(1), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "hold_id", false, false},
+		{"no quantity", &bookdv1.PlaceHold{HoldId: "n", From: d(0), To: d(1)}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "quantity", false, false},
+		{"above capacity", &bookdv1.PlaceHold{HoldId: "n", From: d(0), To: d(1), Quantity: 6}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "quantity", false, false},
+		{"empty range", &bookdv1.PlaceHold{HoldId: "n", From: d(1), To: d(1), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "to", false, false},
+		{"not a date", &bookdv1.PlaceHold{HoldId: "n", From: "tomorrow", To: d(1), Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "from", false, false},
+		{"past", &bookdv1.PlaceHold{HoldId: "n", From: "2029-12-01", To: "2029-12-02", Quantity: 1}, bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "from", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := holdIn(t, bookdv1.HoldStatus_HOLD_STATUS_HELD) // "a": 2 of 5 on nights 0, 1
-			got := s.decidePlace(tt.cmd, now, 10*time.Minute)
+			committed := s.seq
+			if tt.inFlight {
+				committed = 0
+			}
+			got := s.decidePlace(tt.cmd, now, 10*time.Minute, committed)
 			if s.seq != 1 || *s.used[baseDay] != (usage{held: 2}) {
 				t.Fatalf("decidePlace changed the state")
 			}
@@ -230,14 +240,17 @@ func TestDecideTransitions(t *testing.T) {
 		for c := range 3 {
 			t.Run(names[c]+" "+from.APIName(), func(t *testing.T) {
 				s := holdIn(t, from)
-				decide := [3]func(string, time.Time) decision{s.decideConfirm, s.decideRelease, s.decideCancel}[c]
+				decide := [3]func(string, string, time.Time) decision{s.decideConfirm, s.decideRelease, s.decideCancel}[c]
+				if rep, _ := decide("a", "another-user", now).reply.(*bookdv1.HoldReply); rep.GetError().GetCode() != bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND {
+					t.Errorf("%s of another owner's hold = %v, want NOT_FOUND", names[c], rep)
+				}
 				for _, id := range []string{"", "zz"} {
-					rep, _ := decide(id, now).reply.(*bookdv1.HoldReply)
+					rep, _ := decide(id, "", now).reply.(*bookdv1.HoldReply)
 					if code := rep.GetError().GetCode(); code != map[string]bookdv1.ErrorCode{"": bookdv1.ErrorCode_ERROR_CODE_INVALID_ARGUMENT, "zz": bookdv1.ErrorCode_ERROR_CODE_NOT_FOUND}[id] {
 						t.Errorf("%s(%q) = %v", names[c], id, rep)
 					}
 				}
-				got := decide("a", now)
+				got := decide("a", "", now)
 				rep, _ := got.reply.(*bookdv1.HoldReply)
 				switch w := want[from][c]; {
 				case w == event:

@@ -102,6 +102,9 @@ const (
 	// The actor could not decide now (store failure, fence conflict, drain);
 	// the same command may be retried.
 	ErrorCode_ERROR_CODE_UNAVAILABLE ErrorCode = 7
+	// A PlaceHold repeats one whose hold is decided but not yet committed;
+	// retry it later with the same hold_id.
+	ErrorCode_ERROR_CODE_IN_FLIGHT ErrorCode = 8
 )
 
 // Enum value maps for ErrorCode.
@@ -115,6 +118,7 @@ var (
 		5: "ERROR_CODE_IDEMPOTENCY_CONFLICT",
 		6: "ERROR_CODE_HOLD_NOT_ACTIVE",
 		7: "ERROR_CODE_UNAVAILABLE",
+		8: "ERROR_CODE_IN_FLIGHT",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_UNSPECIFIED":          0,
@@ -125,6 +129,7 @@ var (
 		"ERROR_CODE_IDEMPOTENCY_CONFLICT": 5,
 		"ERROR_CODE_HOLD_NOT_ACTIVE":      6,
 		"ERROR_CODE_UNAVAILABLE":          7,
+		"ERROR_CODE_IN_FLIGHT":            8,
 	}
 )
 
@@ -162,9 +167,16 @@ type PlaceHold struct {
 	HoldId string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// from and to as the client wrote them: dates for night slots, RFC 3339
 	// times for minute slots, empty for a single slot.
-	From          string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
-	Quantity      uint32 `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	From     string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To       string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Quantity uint32 `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
+	// owner is the id of the user the hold is for; it is recorded and only
+	// that user (or an admin) may read or change the hold afterwards.
+	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// fingerprint identifies the request that asked for the hold (a hash of
+	// its body). A repeat with the same hold_id and another fingerprint is an
+	// IDEMPOTENCY_CONFLICT; empty matches only empty.
+	Fingerprint   string `protobuf:"bytes,6,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -227,10 +239,27 @@ func (x *PlaceHold) GetQuantity() uint32 {
 	return 0
 }
 
+func (x *PlaceHold) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *PlaceHold) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
 // ConfirmHold turns a held hold into a confirmed booking. Idempotent.
 type ConfirmHold struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	HoldId string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// owner, when not empty, must be the hold's owner: another's hold
+	// answers NOT_FOUND (an admin sends it empty).
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,10 +301,20 @@ func (x *ConfirmHold) GetHoldId() string {
 	return ""
 }
 
+func (x *ConfirmHold) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // ReleaseHold gives back the units of a hold that is not confirmed. Idempotent.
 type ReleaseHold struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	HoldId string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// owner, when not empty, must be the hold's owner: another's hold
+	// answers NOT_FOUND (an admin sends it empty).
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,10 +356,20 @@ func (x *ReleaseHold) GetHoldId() string {
 	return ""
 }
 
+func (x *ReleaseHold) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // CancelHold gives back the units of a held or confirmed hold. Idempotent.
 type CancelHold struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	HoldId string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// owner, when not empty, must be the hold's owner: another's hold
+	// answers NOT_FOUND (an admin sends it empty).
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,10 +411,20 @@ func (x *CancelHold) GetHoldId() string {
 	return ""
 }
 
+func (x *CancelHold) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
 // GetHold reads one hold.
 type GetHold struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	HoldId string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// owner, when not empty, must be the hold's owner: another's hold
+	// answers NOT_FOUND (an admin sends it empty).
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -403,6 +462,13 @@ func (*GetHold) Descriptor() ([]byte, []int) {
 func (x *GetHold) GetHoldId() string {
 	if x != nil {
 		return x.HoldId
+	}
+	return ""
+}
+
+func (x *GetHold) GetOwner() string {
+	if x != nil {
+		return x.Owner
 	}
 	return ""
 }
@@ -570,7 +636,11 @@ type Hold struct {
 	CreatedAtMs int64                  `protobuf:"varint,7,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`
 	ExpiresAtMs int64                  `protobuf:"varint,8,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
 	// updated_at_ms is when the status last changed.
-	UpdatedAtMs   int64 `protobuf:"varint,9,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	UpdatedAtMs int64 `protobuf:"varint,9,opt,name=updated_at_ms,json=updatedAtMs,proto3" json:"updated_at_ms,omitempty"`
+	// owner is the user the hold is for (PlaceHold.owner).
+	Owner string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
+	// fingerprint is PlaceHold.fingerprint.
+	Fingerprint   string `protobuf:"bytes,11,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -666,6 +736,20 @@ func (x *Hold) GetUpdatedAtMs() int64 {
 		return x.UpdatedAtMs
 	}
 	return 0
+}
+
+func (x *Hold) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Hold) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
 }
 
 // HoldReply answers PlaceHold, ConfirmHold, ReleaseHold, CancelHold, GetHold:
@@ -1123,6 +1207,8 @@ type HoldPlaced struct {
 	ToKey         int64                  `protobuf:"varint,5,opt,name=to_key,json=toKey,proto3" json:"to_key,omitempty"`
 	Quantity      uint32                 `protobuf:"varint,6,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	ExpiresAtMs   int64                  `protobuf:"varint,7,opt,name=expires_at_ms,json=expiresAtMs,proto3" json:"expires_at_ms,omitempty"`
+	Owner         string                 `protobuf:"bytes,8,opt,name=owner,proto3" json:"owner,omitempty"`
+	Fingerprint   string                 `protobuf:"bytes,9,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1204,6 +1290,20 @@ func (x *HoldPlaced) GetExpiresAtMs() int64 {
 		return x.ExpiresAtMs
 	}
 	return 0
+}
+
+func (x *HoldPlaced) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *HoldPlaced) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
 }
 
 type HoldConfirmed struct {
@@ -1500,21 +1600,27 @@ var File_bookd_v1_resource_proto protoreflect.FileDescriptor
 
 const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\n" +
-	"\x17bookd/v1/resource.proto\x12\bbookd.v1\"d\n" +
+	"\x17bookd/v1/resource.proto\x12\bbookd.v1\"\x9c\x01\n" +
 	"\tPlaceHold\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1a\n" +
-	"\bquantity\x18\x04 \x01(\rR\bquantity\"&\n" +
+	"\bquantity\x18\x04 \x01(\rR\bquantity\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x12 \n" +
+	"\vfingerprint\x18\x06 \x01(\tR\vfingerprint\"<\n" +
 	"\vConfirmHold\x12\x17\n" +
-	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"&\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"<\n" +
 	"\vReleaseHold\x12\x17\n" +
-	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"%\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\";\n" +
 	"\n" +
 	"CancelHold\x12\x17\n" +
-	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"\"\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"8\n" +
 	"\aGetHold\x12\x17\n" +
-	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"5\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\"5\n" +
 	"\x0fGetAvailability\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\"\x06\n" +
@@ -1522,7 +1628,7 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\x05Error\x12'\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x13.bookd.v1.ErrorCodeR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x9a\x02\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xd2\x02\n" +
 	"\x04Hold\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x1f\n" +
 	"\vresource_id\x18\x02 \x01(\tR\n" +
@@ -1533,7 +1639,10 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\x02to\x18\x06 \x01(\tR\x02to\x12\"\n" +
 	"\rcreated_at_ms\x18\a \x01(\x03R\vcreatedAtMs\x12\"\n" +
 	"\rexpires_at_ms\x18\b \x01(\x03R\vexpiresAtMs\x12\"\n" +
-	"\rupdated_at_ms\x18\t \x01(\x03R\vupdatedAtMs\"V\n" +
+	"\rupdated_at_ms\x18\t \x01(\x03R\vupdatedAtMs\x12\x14\n" +
+	"\x05owner\x18\n" +
+	" \x01(\tR\x05owner\x12 \n" +
+	"\vfingerprint\x18\v \x01(\tR\vfingerprint\"V\n" +
 	"\tHoldReply\x12\"\n" +
 	"\x04hold\x18\x01 \x01(\v2\x0e.bookd.v1.HoldR\x04hold\x12%\n" +
 	"\x05error\x18\x02 \x01(\v2\x0f.bookd.v1.ErrorR\x05error\"n\n" +
@@ -1562,7 +1671,7 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\breleased\x18\x04 \x01(\v2\x16.bookd.v1.HoldReleasedH\x00R\breleased\x127\n" +
 	"\tcancelled\x18\x05 \x01(\v2\x17.bookd.v1.HoldCancelledH\x00R\tcancelled\x121\n" +
 	"\aexpired\x18\x06 \x01(\v2\x15.bookd.v1.HoldExpiredH\x00R\aexpiredB\x06\n" +
-	"\x04kind\"\xbb\x01\n" +
+	"\x04kind\"\xf3\x01\n" +
 	"\n" +
 	"HoldPlaced\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12\x12\n" +
@@ -1571,7 +1680,9 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\bfrom_key\x18\x04 \x01(\x03R\afromKey\x12\x15\n" +
 	"\x06to_key\x18\x05 \x01(\x03R\x05toKey\x12\x1a\n" +
 	"\bquantity\x18\x06 \x01(\rR\bquantity\x12\"\n" +
-	"\rexpires_at_ms\x18\a \x01(\x03R\vexpiresAtMs\"(\n" +
+	"\rexpires_at_ms\x18\a \x01(\x03R\vexpiresAtMs\x12\x14\n" +
+	"\x05owner\x18\b \x01(\tR\x05owner\x12 \n" +
+	"\vfingerprint\x18\t \x01(\tR\vfingerprint\"(\n" +
 	"\rHoldConfirmed\x12\x17\n" +
 	"\ahold_id\x18\x01 \x01(\tR\x06holdId\"'\n" +
 	"\fHoldReleased\x12\x17\n" +
@@ -1595,7 +1706,7 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\x15HOLD_STATUS_CONFIRMED\x10\x02\x12\x18\n" +
 	"\x14HOLD_STATUS_RELEASED\x10\x03\x12\x19\n" +
 	"\x15HOLD_STATUS_CANCELLED\x10\x04\x12\x17\n" +
-	"\x13HOLD_STATUS_EXPIRED\x10\x05*\xf9\x01\n" +
+	"\x13HOLD_STATUS_EXPIRED\x10\x05*\x93\x02\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ERROR_CODE_SOLD_OUT\x10\x01\x12\x1b\n" +
@@ -1604,7 +1715,8 @@ const file_bookd_v1_resource_proto_rawDesc = "" +
 	"\x1bERROR_CODE_INVALID_ARGUMENT\x10\x04\x12#\n" +
 	"\x1fERROR_CODE_IDEMPOTENCY_CONFLICT\x10\x05\x12\x1e\n" +
 	"\x1aERROR_CODE_HOLD_NOT_ACTIVE\x10\x06\x12\x1a\n" +
-	"\x16ERROR_CODE_UNAVAILABLE\x10\aB2Z0github.com/bookd/bookd/messages/bookd/v1;bookdv1b\x06proto3"
+	"\x16ERROR_CODE_UNAVAILABLE\x10\a\x12\x18\n" +
+	"\x14ERROR_CODE_IN_FLIGHT\x10\bB2Z0github.com/bookd/bookd/messages/bookd/v1;bookdv1b\x06proto3"
 
 var (
 	file_bookd_v1_resource_proto_rawDescOnce sync.Once
