@@ -9,13 +9,27 @@ import (
 	"github.com/bookd/bookd/persistence"
 )
 
-// The catalog write routes under /v1/admin. They are open in this version;
-// authentication closes them.
+// The catalog write routes under /v1/admin, for providers and admins. A
+// provider manages only the providers it owns and their listings and
+// resources; an admin manages everything. Every change goes to the audit
+// log.
 
-// ProviderRequest is the body of POST /v1/admin/providers.
+// ProviderRequest is the body of POST /v1/admin/providers. OwnerID is the
+// provider user who manages it: set by admins; a provider's own request
+// always owns what it creates.
 type ProviderRequest struct {
-	ID   string `json:"id,omitempty"`
-	Name string `json:"name"`
+	ID      string `json:"id,omitempty"`
+	Name    string `json:"name"`
+	OwnerID string `json:"owner_id,omitempty"`
+}
+
+// ListingPatch is the body of PATCH /v1/admin/listings/{id}: the fields to
+// change.
+type ListingPatch struct {
+	Name       *string            `json:"name,omitempty"`
+	City       *string            `json:"city,omitempty"`
+	TimeZone   *string            `json:"time_zone,omitempty"`
+	Attributes *map[string]string `json:"attributes,omitempty"`
 }
 
 // ListingRequest is the body of POST /v1/admin/listings.
@@ -76,10 +90,56 @@ func decodeProviderRequest(body []byte) (persistence.Provider, *Problem) {
 	if p := checkName("name", req.Name); p != nil {
 		return persistence.Provider{}, p
 	}
+	if req.OwnerID != "" && !validID(req.OwnerID) {
+		return persistence.Provider{}, invalidField("owner_id", "is not a user id")
+	}
 	if req.ID == "" {
 		req.ID = newID("prv")
 	}
-	return persistence.Provider{ID: req.ID, Name: req.Name}, nil
+	return persistence.Provider{ID: req.ID, Name: req.Name, OwnerID: req.OwnerID}, nil
+}
+
+// decodeListingPatch parses and checks a listing patch over l.
+func decodeListingPatch(body []byte, l persistence.Listing) (persistence.Listing, *Problem) {
+	var req ListingPatch
+	if p := unmarshalStrict(body, &req); p != nil {
+		return l, p
+	}
+	if req.Name != nil {
+		l.Name = *req.Name
+	}
+	if req.City != nil {
+		l.City = *req.City
+	}
+	if req.TimeZone != nil {
+		l.TimeZone = *req.TimeZone
+	}
+	if req.Attributes != nil {
+		l.Attributes = *req.Attributes
+	}
+	return l, checkListingFields(l.Name, l.City, l.TimeZone, l.Attributes)
+}
+
+// checkListingFields checks the changeable fields of a listing.
+func checkListingFields(name, city, tz string, attrs map[string]string) *Problem {
+	if p := checkName("name", name); p != nil {
+		return p
+	}
+	if p := checkName("city", city); p != nil {
+		return p
+	}
+	if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
+		return invalidField("time_zone", "must be an IANA time zone name such as Europe/Lisbon")
+	}
+	if len(attrs) > maxAttributes {
+		return invalidField("attributes", "has more than 50 entries")
+	}
+	for k, v := range attrs {
+		if k == "" || len(k) > 64 || len(v) > 1000 || !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return invalidField("attributes", "keys must be 1 to 64 bytes and values at most 1000 bytes of UTF-8")
+		}
+	}
+	return nil
 }
 
 // decodeListingRequest parses and checks a listing body.
@@ -99,22 +159,8 @@ func decodeListingRequest(body []byte) (persistence.Listing, *Problem) {
 	case !persistence.ListingKind(req.Kind).Valid():
 		return persistence.Listing{}, invalidField("kind", "must be one of accommodation, restaurant, transport, service, event")
 	}
-	if p := checkName("name", req.Name); p != nil {
+	if p := checkListingFields(req.Name, req.City, req.TimeZone, req.Attributes); p != nil {
 		return persistence.Listing{}, p
-	}
-	if p := checkName("city", req.City); p != nil {
-		return persistence.Listing{}, p
-	}
-	if _, err := time.LoadLocation(req.TimeZone); err != nil || req.TimeZone == "" || req.TimeZone == "Local" {
-		return persistence.Listing{}, invalidField("time_zone", "must be an IANA time zone name such as Europe/Lisbon")
-	}
-	if len(req.Attributes) > maxAttributes {
-		return persistence.Listing{}, invalidField("attributes", "has more than 50 entries")
-	}
-	for k, v := range req.Attributes {
-		if k == "" || len(k) > 64 || len(v) > 1000 || !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return persistence.Listing{}, invalidField("attributes", "keys must be 1 to 64 bytes and values at most 1000 bytes of UTF-8")
-		}
 	}
 	if req.ID == "" {
 		req.ID = newID("lst")
@@ -170,6 +216,13 @@ func (s *Server) handleCreateProvider(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		var pr persistence.Provider
 		if pr, p = decodeProviderRequest(body); p == nil {
+			if who := principal(r); !who.admin() {
+				if pr.OwnerID != "" && pr.OwnerID != who.UserID {
+					writeProblem(w, r, newProblem(probForbidden, "only admins create providers for someone else (owner_id)"))
+					return
+				}
+				pr.OwnerID = who.UserID
+			}
 			if err := s.store.CreateProvider(r.Context(), pr); err != nil {
 				writeProblem(w, r, s.createProblem(err, "provider", pr.ID, ""))
 				return
@@ -179,7 +232,9 @@ func (s *Server) handleCreateProvider(w http.ResponseWriter, r *http.Request) {
 				s.internal(w, r, "read provider", err)
 				return
 			}
-			writeJSON(w, http.StatusCreated, map[string]string{"id": got.ID, "name": got.Name})
+			s.audit(r, "create provider", got.ID)
+			w.Header().Set("Location", "/v1/admin/providers/"+got.ID)
+			writeJSON(w, http.StatusCreated, map[string]string{"id": got.ID, "name": got.Name, "owner_id": got.OwnerID})
 			return
 		}
 	}
@@ -191,11 +246,17 @@ func (s *Server) handleCreateListing(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		var l persistence.Listing
 		if l, p = decodeListingRequest(body); p == nil {
+			if p := s.ownsProvider(r, l.ProviderID, "provider_id"); p != nil {
+				writeProblem(w, r, p)
+				return
+			}
 			if err := s.store.CreateListing(r.Context(), l); err != nil {
 				writeProblem(w, r, s.createProblem(err, "listing", l.ID, "provider_id"))
 				return
 			}
+			s.audit(r, "create listing", l.ID)
 			w.Header().Set("Location", "/v1/listings/"+l.ID)
+			w.Header().Set("ETag", listingETag(1))
 			writeJSON(w, http.StatusCreated, listingJSON(l))
 			return
 		}
@@ -213,6 +274,10 @@ func (s *Server) handleCreateResource(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		var res persistence.Resource
 		if res, p = decodeResourceRequest(body, listingID); p == nil {
+			if _, p := s.ownsListing(r, listingID); p != nil {
+				writeProblem(w, r, p)
+				return
+			}
 			if err := s.store.CreateResource(r.Context(), res); err != nil {
 				if errors.Is(err, persistence.ErrNotFound) {
 					writeProblem(w, r, newProblem(probNotFound, "listing %q does not exist", listingID))
@@ -221,6 +286,7 @@ func (s *Server) handleCreateResource(w http.ResponseWriter, r *http.Request) {
 				writeProblem(w, r, s.createProblem(err, "resource", res.ID, ""))
 				return
 			}
+			s.audit(r, "create resource", res.ID)
 			w.Header().Set("Location", "/v1/resources/"+res.ID)
 			writeJSON(w, http.StatusCreated, resourceJSON(res))
 			return
@@ -242,4 +308,85 @@ func (s *Server) createProblem(err error, what, id, parentField string) *Problem
 	}
 	s.log.Error("create "+what, "error", err)
 	return newProblem(probInternal, "internal error")
+}
+
+// ownsProvider checks that the principal may manage provider id: admins
+// any, providers their own. A missing provider names field.
+func (s *Server) ownsProvider(r *http.Request, id, field string) *Problem {
+	who := principal(r)
+	if who.admin() {
+		return nil
+	}
+	pr, err := s.store.GetProvider(r.Context(), id)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return invalidField(field, "does not exist")
+	case err != nil:
+		s.log.Error("read provider", "error", err)
+		return newProblem(probInternal, "internal error")
+	case pr.OwnerID != who.UserID:
+		return newProblem(probForbidden, "provider %q is not yours", id)
+	}
+	return nil
+}
+
+// ownsListing reads listing id and checks that the principal may manage it.
+func (s *Server) ownsListing(r *http.Request, id string) (persistence.Listing, *Problem) {
+	l, err := s.store.GetListing(r.Context(), id)
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		return l, newProblem(probNotFound, "listing %q does not exist", id)
+	case err != nil:
+		s.log.Error("read listing", "error", err)
+		return l, newProblem(probInternal, "internal error")
+	}
+	if p := s.ownsProvider(r, l.ProviderID, "provider_id"); p != nil {
+		if p.Status == http.StatusBadRequest {
+			p = newProblem(probForbidden, "listing %q is not yours", id)
+		}
+		return l, p
+	}
+	return l, nil
+}
+
+// handleUpdateListing is PATCH /v1/admin/listings/{id}: If-Match with the
+// listing's ETag is required; another version is 412.
+func (s *Server) handleUpdateListing(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		writeProblem(w, r, newProblem(probNotFound, "listing %q does not exist", id))
+		return
+	}
+	ifMatch := r.Header.Get("If-Match")
+	if ifMatch == "" {
+		writeProblem(w, r, newProblem(probPreconditionRequired, "send If-Match with the listing's ETag"))
+		return
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	l, p := s.ownsListing(r, id)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	version, ok := parseListingETag(ifMatch)
+	if !ok || version != l.Version {
+		writeProblem(w, r, newProblem(probPrecondition, "If-Match %s is not the current version %s", ifMatch, listingETag(l.Version)))
+		return
+	}
+	next, p := decodeListingPatch(body, l)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if err := s.store.UpdateListing(r.Context(), next, version); err != nil {
+		writeProblem(w, r, errorProblem(err))
+		return
+	}
+	s.audit(r, "update listing", id)
+	w.Header().Set("ETag", listingETag(version+1))
+	writeJSON(w, http.StatusOK, listingJSON(next))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
@@ -104,6 +105,18 @@ func parseListQuery(q map[string][]string) (persistence.ListQuery, *Problem) {
 	return out, nil
 }
 
+// A listing's ETag is its version ("v3"): it changes with every update of
+// the listing's own fields (resources have their own addresses).
+func listingETag(version int64) string { return `"v` + strconv.FormatInt(version, 10) + `"` }
+
+func parseListingETag(s string) (int64, bool) {
+	v, ok := strings.CutPrefix(s, `"v`)
+	v, ok2 := strings.CutSuffix(v, `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	// ETags compare as strings: "v01" is not "v1".
+	return n, ok && ok2 && err == nil && n > 0 && listingETag(n) == s
+}
+
 func encodeCursor(afterID string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("l1:" + afterID))
 }
@@ -162,6 +175,7 @@ func (s *Server) handleGetListing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j := listingJSON(l)
+	w.Header().Set("ETag", listingETag(l.Version))
 	j.Resources = make([]ResourceJSON, 0, len(rs))
 	for _, res := range rs {
 		j.Resources = append(j.Resources, resourceJSON(res))

@@ -108,3 +108,16 @@ func jsonTypeName(kind string) string {
 	}
 	return "of another type"
 }
+
+// readRequest reads r's JSON body and decodes it with decode. On a problem
+// it answers it and ok is false.
+func readRequest[T any](s *Server, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, *Problem)) (v T, ok bool) {
+	body, p := s.readBody(w, r)
+	if p == nil {
+		if v, p = decode(body); p == nil {
+			return v, true
+		}
+	}
+	writeProblem(w, r, p)
+	return v, false
+}

@@ -95,12 +95,15 @@ func holdJSON(h *bookdv1.Hold) HoldJSON {
 }
 
 // handlePlaceHold is POST /v1/holds.
+// The hold records its owner; the hold id is derived from the owner and the
+// Idempotency-Key (see idempotency.go for the whole design).
 func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if key != "" && !validIdempotencyKey(key) {
-		writeProblem(w, r, invalidField("Idempotency-Key", "must be 1 to 255 printable ASCII characters"))
+	key, p := idempotencyKey(r)
+	if p != nil {
+		writeProblem(w, r, p)
 		return
 	}
+	who := principal(r)
 	body, p := s.readBody(w, r)
 	if p != nil {
 		writeProblem(w, r, p)
@@ -111,8 +114,27 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
+	var fp string
+	if key != "" {
+		fp = idemFingerprint(r, body)
+		ctx, cancel := s.requestContext(r)
+		prev, err := s.cfg.Claims.Claim(ctx, who.UserID, key, fp)
+		cancel()
+		if err != nil {
+			s.log.Error("claim idempotency key", "error", err)
+			p := newProblem(probUnavailable, "the Idempotency-Key could not be checked; retry")
+			p.retryAfter = 1
+			writeProblem(w, r, p)
+			return
+		}
+		if prev != "" && prev != fp {
+			writeProblem(w, r, newProblem(probIdempotency, "the Idempotency-Key %q was used with another request", key))
+			return
+		}
+		key = who.UserID + "\x00" + key
+	}
 	holdID := newHoldID(req.ResourceID, key)
-	cmd := &bookdv1.PlaceHold{HoldId: holdID, From: req.From, To: req.To, Quantity: uint32(*req.Quantity)}
+	cmd := &bookdv1.PlaceHold{HoldId: holdID, From: req.From, To: req.To, Quantity: uint32(*req.Quantity), Owner: who.UserID, Fingerprint: fp}
 	reply, p := s.holdCommand(r, req.ResourceID, cmd)
 	if p != nil {
 		if p.Status == http.StatusNotFound {
@@ -135,14 +157,19 @@ func (s *Server) handleHoldAction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(probNotFound, "hold %q does not exist", id))
 		return
 	}
+	// The resource answers another owner's hold as missing; admins see all.
+	owner := principal(r).UserID
+	if principal(r).admin() {
+		owner = ""
+	}
 	var cmd any
 	switch r.PathValue("action") {
 	case "":
-		cmd = &bookdv1.GetHold{HoldId: id}
+		cmd = &bookdv1.GetHold{HoldId: id, Owner: owner}
 	case "confirm":
-		cmd = &bookdv1.ConfirmHold{HoldId: id}
+		cmd = &bookdv1.ConfirmHold{HoldId: id, Owner: owner}
 	case "cancel":
-		cmd = &bookdv1.CancelHold{HoldId: id}
+		cmd = &bookdv1.CancelHold{HoldId: id, Owner: owner}
 	default:
 		writeProblem(w, r, newProblem(probNotFound, "no action %q on holds", r.PathValue("action")))
 		return

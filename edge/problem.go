@@ -23,6 +23,8 @@ type Problem struct {
 	Errors []FieldProblem `json:"errors,omitempty"`
 
 	retryAfter int
+	// authenticate adds WWW-Authenticate (401s).
+	authenticate bool
 }
 
 // FieldProblem is one bad field of a request.
@@ -40,20 +42,28 @@ type problemKind struct {
 
 // The problem types bookd answers with. Their slugs are stable.
 var (
-	probInvalid     = problemKind{"invalid-request", "Invalid request", http.StatusBadRequest, "A field of the request is missing or wrong; errors[].field names it. Fix the request; retrying it unchanged fails again."}
-	probNotFound    = problemKind{"not-found", "Not found", http.StatusNotFound, "Nothing exists at this address."}
-	probMethod      = problemKind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed, "The address exists but not for this method; the Allow header lists the methods it takes."}
-	probTooLarge    = problemKind{"payload-too-large", "Payload too large", http.StatusRequestEntityTooLarge, "The request body is larger than this route accepts."}
-	probMediaType   = problemKind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType, "Send the body as JSON with Content-Type: application/json."}
-	probSoldOut     = problemKind{"sold-out", "Sold out", http.StatusConflict, "Not enough free units on some slot of the range. Nothing was held."}
-	probHoldExpired = problemKind{"hold-expired", "Hold expired", http.StatusConflict, "The hold expired before it was confirmed; its units are free again. Place a new hold."}
-	probNotActive   = problemKind{"hold-not-active", "Hold not active", http.StatusConflict, "The hold is in a state that does not allow this (for example confirming a cancelled hold)."}
-	probIdempotency = problemKind{"idempotency-conflict", "Idempotency conflict", http.StatusUnprocessableEntity, "The Idempotency-Key was already used with a different request. Use a new key for a new request."}
-	probConflict    = problemKind{"conflict", "Conflict", http.StatusConflict, "Something with this id exists already."}
-	probUnavailable = problemKind{"unavailable", "Service unavailable", http.StatusServiceUnavailable, "The request could not be decided now. Retry it after Retry-After seconds, with the same Idempotency-Key: retries are safe."}
-	probInternal    = problemKind{"internal", "Internal error", http.StatusInternalServerError, "Something failed on our side. It has been logged."}
-	problemCatalog  = []problemKind{probInvalid, probNotFound, probMethod, probTooLarge, probMediaType, probSoldOut, probHoldExpired, probNotActive, probIdempotency, probConflict, probUnavailable, probInternal}
-	problemsBySlug  = func() map[string]problemKind {
+	probInvalid              = problemKind{"invalid-request", "Invalid request", http.StatusBadRequest, "A field of the request is missing or wrong; errors[].field names it. Fix the request; retrying it unchanged fails again."}
+	probNotFound             = problemKind{"not-found", "Not found", http.StatusNotFound, "Nothing exists at this address."}
+	probMethod               = problemKind{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed, "The address exists but not for this method; the Allow header lists the methods it takes."}
+	probTooLarge             = problemKind{"payload-too-large", "Payload too large", http.StatusRequestEntityTooLarge, "The request body is larger than this route accepts."}
+	probMediaType            = problemKind{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType, "Send the body as JSON with Content-Type: application/json."}
+	probSoldOut              = problemKind{"sold-out", "Sold out", http.StatusConflict, "Not enough free units on some slot of the range. Nothing was held."}
+	probHoldExpired          = problemKind{"hold-expired", "Hold expired", http.StatusConflict, "The hold expired before it was confirmed; its units are free again. Place a new hold."}
+	probNotActive            = problemKind{"hold-not-active", "Hold not active", http.StatusConflict, "The hold is in a state that does not allow this (for example confirming a cancelled hold)."}
+	probIdempotency          = problemKind{"idempotency-conflict", "Idempotency conflict", http.StatusUnprocessableEntity, "The Idempotency-Key was already used with a different request. Use a new key for a new request."}
+	probConflict             = problemKind{"conflict", "Conflict", http.StatusConflict, "Something with this id exists already."}
+	probUnavailable          = problemKind{"unavailable", "Service unavailable", http.StatusServiceUnavailable, "The request could not be decided now. Retry it after Retry-After seconds, with the same Idempotency-Key: retries are safe."}
+	probInternal             = problemKind{"internal", "Internal error", http.StatusInternalServerError, "Something failed on our side. It has been logged."}
+	probInFlight             = problemKind{"idempotency-in-flight", "Request in flight", http.StatusConflict, "The first request with this Idempotency-Key is still being processed. Retry after Retry-After seconds with the same key and body."}
+	probUnauthorized         = problemKind{"unauthorized", "Unauthorized", http.StatusUnauthorized, "The request has no valid credentials: send Authorization: Bearer <access token> (POST /v1/auth/login) or ApiKey <key>. The detail says what was wrong with the ones sent."}
+	probForbidden            = problemKind{"forbidden", "Forbidden", http.StatusForbidden, "The credentials are valid but do not allow this: another role, an API key without the scope, or something that belongs to someone else."}
+	probRateLimited          = problemKind{"rate-limited", "Too many requests", http.StatusTooManyRequests, "The client made more requests than its limit allows; retry after Retry-After seconds. RateLimit-* headers tell the limit and what is left."}
+	probPrecondition         = problemKind{"precondition-failed", "Precondition failed", http.StatusPreconditionFailed, "If-Match names another version than the current one: read the resource again (its ETag) and redo the change."}
+	probPreconditionRequired = problemKind{"precondition-required", "Precondition required", http.StatusPreconditionRequired, "This change needs If-Match with the ETag of the version it was made against."}
+	probBadLogin             = problemKind{"invalid-credentials", "Invalid credentials", http.StatusUnauthorized, "The email and password do not match an account, or the refresh token is unknown, expired, revoked or reused."}
+	problemCatalog           = []problemKind{probInvalid, probNotFound, probMethod, probTooLarge, probMediaType, probSoldOut, probHoldExpired, probNotActive, probIdempotency, probConflict, probUnavailable, probInternal,
+		probInFlight, probUnauthorized, probForbidden, probRateLimited, probPrecondition, probPreconditionRequired, probBadLogin}
+	problemsBySlug = func() map[string]problemKind {
 		m := make(map[string]problemKind, len(problemCatalog))
 		for _, k := range problemCatalog {
 			m[k.slug] = k
@@ -83,6 +93,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.retryAfter > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
 	}
+	if p.authenticate {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bookd"`)
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
@@ -111,6 +124,10 @@ func actorProblem(e *bookdv1.Error) *Problem {
 		return newProblem(probIdempotency, "%s", e.GetDetail())
 	case bookdv1.ErrorCode_ERROR_CODE_HOLD_NOT_ACTIVE:
 		return newProblem(probNotActive, "%s", e.GetDetail())
+	case bookdv1.ErrorCode_ERROR_CODE_IN_FLIGHT:
+		p := newProblem(probInFlight, "%s", e.GetDetail())
+		p.retryAfter = 1
+		return p
 	case bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE:
 		p := newProblem(probUnavailable, "%s", e.GetDetail())
 		p.retryAfter = 1
@@ -129,6 +146,8 @@ func errorProblem(err error) *Problem {
 		return newProblem(probNotFound, "%v", err)
 	case errors.Is(err, persistence.ErrExists):
 		return newProblem(probConflict, "%v", err)
+	case errors.Is(err, persistence.ErrPrecondition):
+		return newProblem(probPrecondition, "the If-Match version is not the current one")
 	case errors.Is(err, cluster.ErrUnavailable):
 		p := newProblem(probUnavailable, "%v", err)
 		p.retryAfter = 1

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bookd/bookd/cluster"
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
 	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/sqlite"
 )
 
 func TestActorProblem(t *testing.T) {
@@ -34,6 +36,7 @@ func TestActorProblem(t *testing.T) {
 		{&bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_IDEMPOTENCY_CONFLICT, Detail: "other parameters"}, 422, "/problems/idempotency-conflict", "", 0},
 		{&bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_HOLD_NOT_ACTIVE, Detail: "cancelled"}, 409, "/problems/hold-not-active", "", 0},
 		{&bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE, Detail: "retry"}, 503, "/problems/unavailable", "", 1},
+		{&bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_IN_FLIGHT, Detail: "still being placed"}, 409, "/problems/idempotency-in-flight", "", 1},
 		{&bookdv1.Error{Code: bookdv1.ErrorCode_ERROR_CODE_UNSPECIFIED, Detail: "?"}, 500, "/problems/internal", "", 0},
 		{&bookdv1.Error{Code: bookdv1.ErrorCode(99), Detail: "from the future"}, 500, "/problems/internal", "", 0},
 		{nil, 500, "/problems/internal", "", 0},
@@ -73,6 +76,7 @@ func TestErrorProblem(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", own), 409, "/problems/sold-out", 0},
 		{fmt.Errorf("listing x: %w", persistence.ErrNotFound), 404, "/problems/not-found", 0},
 		{fmt.Errorf("listing x: %w", persistence.ErrExists), 409, "/problems/conflict", 0},
+		{fmt.Errorf("listing x: %w", persistence.ErrPrecondition), 412, "/problems/precondition-failed", 0},
 		{fmt.Errorf("%w: resource/x: timeout", cluster.ErrUnavailable), 503, "/problems/unavailable", 1},
 		{errors.New("disk on fire"), 500, "/problems/internal", 0},
 	}
@@ -132,15 +136,59 @@ func (f *fakeActors) Request(_ context.Context, kind, identity string, msg any) 
 	return f.reply(kind, identity, msg)
 }
 
+// testArgon2 is cheap: tests hash many passwords.
+var testArgon2 = Argon2{MemoryKiB: 64, Time: 1, Threads: 1}
+
+func openTestStore(dir string) (*sqlite.Store, error) {
+	return sqlite.Open(context.Background(), filepath.Join(dir, "bookd.db"), sqlite.Options{})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newTestServer serves over a fresh SQLite store, with cheap password
+// hashing and no rate limits.
 func newTestServer(t *testing.T, actors Actors) *Server {
 	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "bookd.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(cfg, nil, actors)
+	cfg.Argon2 = testArgon2
+	cfg.RateLimits = map[string]Rate{ClassDefault: {}, ClassLogin: {}, ClassHolds: {}}
+	s, err := New(cfg, st, actors)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	return s
+}
+
+// testUser creates a user of role and returns its id and an access token.
+func testUser(t *testing.T, s *Server, role persistence.Role) (id, token string) {
+	t.Helper()
+	u := persistence.User{ID: NewUserID(), Email: newID("u") + "@example.com", Role: role, PasswordHash: testArgon2.hashPassword("password-123")}
+	if err := s.store.CreateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := s.keys.sign(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID, tok
+}
+
+// withAuth returns h with a customer's bearer token.
+func withAuth(t *testing.T, s *Server, h http.Header) http.Header {
+	t.Helper()
+	_, tok := testUser(t, s, persistence.RoleCustomer)
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Authorization", "Bearer "+tok)
+	return h
 }
 
 // serve runs one request through s and decodes a problem answer.
@@ -177,7 +225,7 @@ func TestRoutingProblems(t *testing.T) {
 		{"GET", "/problems/nope", 404, "/problems/not-found", ""},
 	}
 	for _, tt := range tests {
-		w, p := serve(s, tt.method, tt.path, nil, "")
+		w, p := serve(s, tt.method, tt.path, withAuth(t, s, nil), "")
 		if p == nil || w.Code != tt.wantStatus || p.Status != tt.wantStatus || p.Type != tt.wantType || p.Title == "" {
 			t.Errorf("%s %s = %d %q %+v, want a %d %s problem", tt.method, tt.path, w.Code, w.Header().Get("Content-Type"), p, tt.wantStatus, tt.wantType)
 			continue
@@ -248,7 +296,8 @@ func TestPlaceHoldHandler(t *testing.T) {
 			if fa.reply == nil {
 				fa.reply = func(string, string, any) (any, error) { return nil, errors.New("not reached") }
 			}
-			w, p := serve(newTestServer(t, fa), "POST", "/v1/holds", tt.header, tt.body)
+			s := newTestServer(t, fa)
+			w, p := serve(s, "POST", "/v1/holds", withAuth(t, s, tt.header), tt.body)
 			if p == nil || w.Code != tt.wantStatus || p.Type != tt.wantType || problemField(p) != tt.wantField {
 				t.Errorf("POST /v1/holds %s = %d %s, want %d %s naming %q", tt.body, w.Code, w.Body, tt.wantStatus, tt.wantType, tt.wantField)
 			}
@@ -270,13 +319,15 @@ func TestPlaceHoldSendsDerivedHoldID(t *testing.T) {
 			Quantity: got.Quantity, From: got.From, To: got.To}}, nil
 	}}
 	s := newTestServer(t, fa)
-	h := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"order-42"}}
+	user, tok := testUser(t, s, persistence.RoleCustomer)
+	h := http.Header{"Content-Type": {"application/json"}, "Idempotency-Key": {"order-42"}, "Authorization": {"Bearer " + tok}}
 	w, _ := serve(s, "POST", "/v1/holds", h, `{"resource_id":"hotel-alfama-standard","from":"2031-03-01","to":"2031-03-04","quantity":2}`)
 	if w.Code != 201 {
 		t.Fatalf("POST /v1/holds = %d %s, want 201", w.Code, w.Body)
 	}
-	want := &bookdv1.PlaceHold{HoldId: newHoldID("hotel-alfama-standard", "order-42"), From: "2031-03-01", To: "2031-03-04", Quantity: 2}
-	if got.HoldId != want.HoldId || got.From != want.From || got.To != want.To || got.Quantity != want.Quantity {
+	// The hold id is derived from the user and the key: keys are per user.
+	want := &bookdv1.PlaceHold{HoldId: newHoldID("hotel-alfama-standard", user+"\x00order-42"), From: "2031-03-01", To: "2031-03-04", Quantity: 2, Owner: user}
+	if got.HoldId != want.HoldId || got.From != want.From || got.To != want.To || got.Quantity != want.Quantity || got.Owner != user || got.Fingerprint == "" {
 		t.Errorf("POST /v1/holds sent %v, want %v", got, want)
 	}
 	if loc := w.Header().Get("Location"); loc != "/v1/holds/"+want.HoldId {

@@ -28,6 +28,37 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger gets the edge's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// Issuer and Audience are the iss and aud of access tokens, checked on
+	// every token. Defaults "bookd" and "bookd-api".
+	Issuer, Audience string
+	// AccessTTL is the lifetime of access tokens. Default 15 minutes.
+	AccessTTL time.Duration
+	// RefreshTTL is the lifetime of refresh tokens. Default 30 days.
+	RefreshTTL time.Duration
+	// Argon2 are the password hashing parameters. Default DefaultArgon2().
+	Argon2 Argon2
+	// TokenCacheSize bounds the verified tokens kept. Default 100000.
+	TokenCacheSize int
+	// RateLimits are the limits per route class (ClassDefault, ClassLogin,
+	// ClassHolds); a class without an entry uses ClassDefault's. Default
+	// DefaultRateLimits().
+	RateLimits map[string]Rate
+	// Limiter keeps the rate limits' counts. Default: in this process
+	// (NewMemoryLimiter); NewRedisLimiter shares them between nodes.
+	Limiter Limiter
+	// Claims remembers which request an Idempotency-Key of POST /v1/holds
+	// was first used with, across resources. Default: in this process
+	// (NewMemoryClaims).
+	Claims KeyClaims
+	// CORSOrigins are the origins browsers may call the API from
+	// ("https://app.example.com"); none by default.
+	CORSOrigins []string
+	// BehindTLS makes every answer carry HSTS (the node is reached over
+	// HTTPS through a proxy); requests over TLS to the node get it anyway.
+	BehindTLS bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 	// Bus carries availability changes to GET /v1/ws (live.go); nil turns
 	// live availability off.
 	Bus persistence.Bus
@@ -37,7 +68,9 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 10, RequestTimeout: 5 * time.Second, Logger: slog.Default(), Live: DefaultLiveConfig()}
+	return Config{MaxBodyBytes: 64 << 10, RequestTimeout: 5 * time.Second, Logger: slog.Default(),
+		Issuer: "bookd", Audience: "bookd-api", AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
+		Argon2: DefaultArgon2(), TokenCacheSize: 100_000, RateLimits: DefaultRateLimits(), Now: time.Now, Live: DefaultLiveConfig()}
 }
 
 // Validate reports the first field that is wrong.
@@ -49,6 +82,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge: RequestTimeout must be positive, got %v", c.RequestTimeout)
 	case c.Logger == nil:
 		return fmt.Errorf("edge: Logger must be set")
+	case c.Issuer == "" || c.Audience == "":
+		return fmt.Errorf("edge: Issuer and Audience must be set")
+	case c.AccessTTL <= 0 || c.RefreshTTL <= 0:
+		return fmt.Errorf("edge: AccessTTL and RefreshTTL must be positive, got %v and %v", c.AccessTTL, c.RefreshTTL)
+	case c.Argon2.MemoryKiB < 8 || c.Argon2.Time < 1 || c.Argon2.Threads < 1:
+		return fmt.Errorf("edge: Argon2 needs MemoryKiB >= 8, Time >= 1, Threads >= 1, got %+v", c.Argon2)
+	case c.TokenCacheSize < 1:
+		return fmt.Errorf("edge: TokenCacheSize must be positive, got %d", c.TokenCacheSize)
+	case c.Now == nil:
+		return fmt.Errorf("edge: Now must be set")
+	}
+	for class, r := range c.RateLimits {
+		if r.Limit < 0 || (r.Limit > 0 && r.Period/time.Duration(r.Limit) < time.Microsecond) {
+			return fmt.Errorf("edge: RateLimits[%q] = %v: want a limit >= 0 per a period of at least a microsecond a request", class, r)
+		}
 	}
 	if c.Bus != nil {
 		return c.Live.Validate()
@@ -65,8 +113,15 @@ type Server struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 	handler http.Handler
-	hub     *hub               // nil without a bus
-	wsAuth  TokenAuthenticator // nil: the user topic is refused
+
+	routeTable []*route
+	keys       *keyRing
+	tokens     *tokenCache
+	apiKeys    *tokenCache
+	dummyHash  string
+	docs       *apiDocs
+	hub        *hub               // nil without a bus
+	wsAuth     TokenAuthenticator // nil: the user topic is refused
 }
 
 // New returns the API over store and actors. It starts not ready: call
@@ -75,38 +130,104 @@ func New(cfg Config, store persistence.Store, actors Actors) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("subsystem", "edge"), store: store, actors: actors, mux: http.NewServeMux()}
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewMemoryLimiter()
+	}
+	if cfg.Claims == nil {
+		cfg.Claims = NewMemoryClaims(0)
+	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = DefaultRateLimits()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("subsystem", "edge"), store: store, actors: actors, mux: http.NewServeMux(),
+		tokens: newTokenCache(cfg.TokenCacheSize), apiKeys: newTokenCache(10_000)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if s.keys, err = newKeyRing(ctx, store, cfg); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	if s.docs, err = loadAPIDocs(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	// Logging in as nobody costs a hash too, so timing tells no emails.
+	s.dummyHash = cfg.Argon2.hashPassword("no such user")
 	if cfg.Bus != nil {
 		s.hub = newHub(cfg.Live, s.log, cfg.Bus, actors, store, cfg.RequestTimeout)
 	}
+	s.wsAuth = func(ctx context.Context, token string) (string, bool) {
+		p, prob := s.verifyAccessToken(ctx, token)
+		if prob != nil || p == nil {
+			return "", false
+		}
+		return p.UserID, true
+	}
 	s.routes()
-	s.handler = s.recoverer(s.headers(http.HandlerFunc(s.dispatch)))
+	for _, rt := range s.routeTable {
+		s.mux.Handle(rt.pattern, s.guard(rt))
+	}
+	s.handler = s.recoverer(s.headers(s.cors(http.HandlerFunc(s.dispatch))))
 	return s, nil
 }
 
-// routes is the route table.
+// routes is the route table: every route with who may use it, its rate
+// limit class, the API key scope it needs and whether the generic
+// Idempotency-Key handling applies. /livez, /readyz and /v1/cluster are
+// operational and open, like the catalog reads; everything else needs a
+// principal.
 func (s *Server) routes() {
-	m := s.mux
-	m.HandleFunc("GET /livez", s.handleLivez)
-	m.HandleFunc("GET /readyz", s.handleReadyz)
-	m.HandleFunc("GET /problems/{slug}", s.handleProblemDoc)
-	m.HandleFunc("GET /v1/cluster", s.handleCluster)
-	m.HandleFunc("GET /v1/ws", s.handleWS)
-	m.HandleFunc("GET /dashboard", s.handleDashboard)
-	m.HandleFunc("GET /dashboard/{file}", s.handleDashboardFile)
+	add := func(pattern string, a access, class, scope string, idem bool, h http.HandlerFunc) {
+		s.routeTable = append(s.routeTable, &route{pattern: pattern, access: a, class: class, scope: scope, idem: idem, h: h})
+	}
+	pub := func(pattern string, h http.HandlerFunc) { add(pattern, accessPublic, ClassDefault, "", false, h) }
+	pub("GET /livez", s.handleLivez)
+	pub("GET /readyz", s.handleReadyz)
+	pub("GET /problems/{slug}", s.handleProblemDoc)
+	pub("GET /v1/cluster", s.handleCluster)
+	pub("GET /v1/ws", s.handleWS)
+	pub("GET /dashboard", s.handleDashboard)
+	pub("GET /dashboard/{file}", s.handleDashboardFile)
+	pub("GET /openapi.json", s.handleOpenAPI)
+	pub("GET /api-docs", s.handleAPIDocs)
+	pub("GET /api-docs/{file}", s.handleAPIDocsFile)
+	pub("GET /.well-known/jwks.json", s.handleJWKS)
 
-	m.HandleFunc("GET /v1/listings", s.handleListListings)
-	m.HandleFunc("GET /v1/listings/{id}", s.handleGetListing)
-	m.HandleFunc("GET /v1/resources/{id}", s.handleGetResource)
-	m.HandleFunc("GET /v1/resources/{id}/availability", s.handleAvailability)
+	pub("GET /v1/listings", s.handleListListings)
+	pub("GET /v1/listings/{id}", s.handleGetListing)
+	pub("GET /v1/resources/{id}", s.handleGetResource)
+	pub("GET /v1/resources/{id}/availability", s.handleAvailability)
 
-	m.HandleFunc("POST /v1/holds", s.handlePlaceHold)
-	m.HandleFunc("GET /v1/holds/{id}", s.handleHoldAction)
-	m.HandleFunc("POST /v1/holds/{id}/{action}", s.handleHoldAction)
+	add("POST /v1/auth/register", accessPublic, ClassLogin, "", false, s.handleRegister)
+	add("POST /v1/auth/login", accessPublic, ClassLogin, "", false, s.handleLogin)
+	add("POST /v1/auth/refresh", accessPublic, ClassLogin, "", false, s.handleRefresh)
+	add("POST /v1/auth/logout", accessPublic, ClassLogin, "", false, s.handleLogout)
+	add("GET /v1/me", accessUser, ClassDefault, "", false, s.handleMe)
 
-	m.HandleFunc("POST /v1/admin/providers", s.handleCreateProvider)
-	m.HandleFunc("POST /v1/admin/listings", s.handleCreateListing)
-	m.HandleFunc("POST /v1/admin/listings/{id}/resources", s.handleCreateResource)
+	add("POST /v1/holds", accessUser, ClassHolds, scopeHoldsWrite, false, s.handlePlaceHold)
+	add("GET /v1/holds/{id}", accessUser, ClassDefault, scopeHoldsRead, false, s.handleHoldAction)
+	add("POST /v1/holds/{id}/{action}", accessUser, ClassDefault, scopeHoldsWrite, false, s.handleHoldAction)
+
+	add("POST /v1/admin/providers", accessProvider, ClassDefault, scopeCatalogWrite, true, s.handleCreateProvider)
+	add("POST /v1/admin/listings", accessProvider, ClassDefault, scopeCatalogWrite, true, s.handleCreateListing)
+	add("PATCH /v1/admin/listings/{id}", accessProvider, ClassDefault, scopeCatalogWrite, false, s.handleUpdateListing)
+	add("POST /v1/admin/listings/{id}/resources", accessProvider, ClassDefault, scopeCatalogWrite, true, s.handleCreateResource)
+
+	add("POST /v1/api-keys", accessProviderToken, ClassDefault, "", true, s.handleCreateAPIKey)
+	add("GET /v1/api-keys", accessProviderToken, ClassDefault, "", false, s.handleListAPIKeys)
+	add("DELETE /v1/api-keys/{id}", accessProviderToken, ClassDefault, "", false, s.handleRevokeAPIKey)
+
+	add("POST /v1/admin/signing-keys", accessAdmin, ClassDefault, "", false, s.handleRotateSigningKey)
+	add("GET /v1/admin/audit", accessAdmin, ClassDefault, "", false, s.handleListAudit)
+}
+
+// Routes returns the patterns of the route table ("GET /v1/listings", …),
+// with whether each takes anonymous requests.
+func (s *Server) Routes() []RouteInfo {
+	out := make([]RouteInfo, 0, len(s.routeTable))
+	for _, rt := range s.routeTable {
+		out = append(out, RouteInfo{Pattern: rt.pattern, Public: rt.access == accessPublic, Idempotent: rt.idem})
+	}
+	return out
 }
 
 // ServeHTTP serves the API.
@@ -140,16 +261,6 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeProblem(w, r, newProblem(probNotFound, "nothing at %s", r.URL.Path))
-}
-
-// headers sets the headers every answer has.
-func (s *Server) headers(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
-	})
 }
 
 // recoverer turns a panic in a handler into a logged 500 problem.

@@ -1,0 +1,205 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bookd/bookd/persistence"
+)
+
+// Idempotency-Key, per user, kept persistence.IdemTTL (24 h):
+//
+//   - POST /v1/holds: the hold id is derived from (user, key, resource), so
+//     the resource actor, the hold's single writer, is the record: a repeat
+//     with the same body gets the hold as it stands (201), one with another
+//     body 422 (the actor compares the request's fingerprint), one while the
+//     first is decided but not committed 409. The same key on another
+//     resource cannot reach that actor, so the key is also claimed in
+//     Config.Claims with the request's fingerprint; a claim of another
+//     fingerprint is 422. Claims are cheap on purpose (memory, one Redis SET
+//     NX, or a PostgreSQL insert without a synchronous commit): a lost
+//     claim (a crash, a restart in the embedded profile) lets a client that
+//     changed its body under the same key hold on a second resource; the
+//     same-resource guarantees, which protect against double booking, are
+//     in the journal and never lost. A rejection (sold out) is not kept:
+//     a retry is decided again.
+//   - every other POST that creates something: the store keeps the first
+//     answer (persistence.Accounts.BeginIdempotent): the same key and body
+//     replay it, another body is 422, a key still in flight 409; a 5xx is
+//     not kept, so the request may be retried.
+
+// idemFingerprint identifies a request: method, path and body.
+func idemFingerprint(r *http.Request, body []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// idempotencyKey returns the request's Idempotency-Key ("" for none) or a
+// problem when it is malformed.
+func idempotencyKey(r *http.Request) (string, *Problem) {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && !validIdempotencyKey(key) {
+		return "", invalidField("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+	}
+	return key, nil
+}
+
+// idempotent runs h under the request's Idempotency-Key, if any.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) {
+	key, p := idempotencyKey(r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	who := principal(r)
+	if key == "" || who == nil {
+		h(w, r)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		writeProblem(w, r, newProblem(probTooLarge, "the body is over %d bytes", s.cfg.MaxBodyBytes))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	fp := idemFingerprint(r, body)
+	prev, started, err := s.store.BeginIdempotent(r.Context(), persistence.IdemRecord{UserID: who.UserID, Key: key, Fingerprint: fp, CreatedAt: s.cfg.Now()})
+	if err != nil {
+		s.internal(w, r, "idempotency key", err)
+		return
+	}
+	if !started {
+		switch {
+		case prev.Fingerprint != fp:
+			writeProblem(w, r, newProblem(probIdempotency, "the Idempotency-Key %q was used with another request", key))
+		case prev.Status == 0:
+			p := newProblem(probInFlight, "the request with Idempotency-Key %q is still being processed", key)
+			p.retryAfter = 1
+			writeProblem(w, r, p)
+		default:
+			if prev.Location != "" {
+				w.Header().Set("Location", prev.Location)
+			}
+			w.Header().Set("Idempotent-Replayed", "true")
+			ct := "application/json"
+			if prev.Status >= 400 {
+				ct = "application/problem+json"
+			}
+			w.Header().Set("Content-Type", ct)
+			w.WriteHeader(prev.Status)
+			_, _ = w.Write(prev.Body)
+		}
+		return
+	}
+	rec := &recorder{ResponseWriter: w}
+	h(rec, r)
+	// The claim is settled even when the client went away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if rec.status >= 500 || rec.status == 0 {
+		err = s.store.AbandonIdempotent(ctx, who.UserID, key)
+	} else {
+		err = s.store.FinishIdempotent(ctx, who.UserID, key, rec.status, rec.Header().Get("Location"), rec.body.Bytes())
+	}
+	if err != nil {
+		s.log.Error("settle idempotency key", "error", err)
+	}
+}
+
+// recorder passes an answer through and keeps a copy.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
+}
+
+// KeyClaims remembers, per user and Idempotency-Key, the fingerprint of the
+// first request (POST /v1/holds only).
+type KeyClaims interface {
+	// Claim records fingerprint for (userID, key) unless the key holds one
+	// already, and returns the one it holds ("" when it was free).
+	Claim(ctx context.Context, userID, key, fingerprint string) (prev string, err error)
+}
+
+// memoryClaims keeps claims in this process, in two generations of
+// persistence.IdemTTL each: a claim lives one to two TTLs. A generation
+// that grows past max entries is turned over early.
+type memoryClaims struct {
+	max int
+	now func() time.Time
+
+	mu        sync.Mutex
+	cur, prev map[string]string
+	turned    time.Time
+}
+
+// NewMemoryClaims returns claims for one node (the embedded profile),
+// bounded to about 2 × max entries (0: 1,000,000).
+func NewMemoryClaims(max int) KeyClaims {
+	if max <= 0 {
+		max = 1_000_000
+	}
+	return &memoryClaims{max: max, now: time.Now, cur: map[string]string{}, prev: map[string]string{}, turned: time.Now()}
+}
+
+func (c *memoryClaims) Claim(_ context.Context, userID, key, fp string) (string, error) {
+	k := userID + "\x00" + key
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := c.now(); now.Sub(c.turned) > persistence.IdemTTL || len(c.cur) >= c.max {
+		c.prev, c.cur, c.turned = c.cur, make(map[string]string), now
+	}
+	if v, ok := c.cur[k]; ok {
+		return v, nil
+	}
+	if v, ok := c.prev[k]; ok {
+		return v, nil
+	}
+	c.cur[k] = fp
+	return "", nil
+}
+
+// redisClaims keeps claims in Redis: one SET NX GET with a 24-hour expiry.
+type redisClaims struct{ rdb redis.UniversalClient }
+
+// NewRedisClaims returns claims shared by every node (the cluster profile;
+// Redis 7 or later).
+func NewRedisClaims(rdb redis.UniversalClient) KeyClaims { return redisClaims{rdb: rdb} }
+
+func (c redisClaims) Claim(ctx context.Context, userID, key, fp string) (string, error) {
+	prev, err := c.rdb.SetArgs(ctx, "bookd:idem:"+userID+"\x00"+key, fp, redis.SetArgs{Mode: "NX", Get: true, TTL: persistence.IdemTTL}).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis claim: %w", err)
+	}
+	return prev, nil
+}

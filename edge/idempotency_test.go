@@ -1,0 +1,155 @@
+package edge
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+	"github.com/bookd/bookd/persistence"
+)
+
+// TestIdempotencyKeyGeneric covers the store-kept Idempotency-Key of the
+// POST routes other than holds: replay, another body, in flight, per user,
+// 5xx not kept.
+func TestIdempotencyKeyGeneric(t *testing.T) {
+	s := newTestServer(t, nil)
+	ana, anaTok := testUser(t, s, persistence.RoleProvider)
+	_, bobTok := testUser(t, s, persistence.RoleProvider)
+	header := func(tok, key string) http.Header {
+		return http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}, "Idempotency-Key": {key}}
+	}
+	// The first request, then the same again: the first answer, replayed.
+	w1, _ := serve(s, "POST", "/v1/admin/providers", header(anaTok, "k1"), `{"id":"prv-ana","name":"Ana"}`)
+	w2, _ := serve(s, "POST", "/v1/admin/providers", header(anaTok, "k1"), `{"id":"prv-ana","name":"Ana"}`)
+	if w1.Code != 201 || w2.Code != 201 || w1.Body.String() != w2.Body.String() || w2.Header().Get("Idempotent-Replayed") != "true" || w2.Header().Get("Location") != "/v1/admin/providers/prv-ana" {
+		t.Errorf("the same request twice = %d %s, then %d %s (replayed %q); want the first answer again", w1.Code, w1.Body, w2.Code, w2.Body, w2.Header().Get("Idempotent-Replayed"))
+	}
+	tests := []struct {
+		name       string
+		header     http.Header
+		body       string
+		wantStatus int
+		wantType   string
+	}{
+		{"same key, another body", header(anaTok, "k1"), `{"id":"prv-ana2","name":"Ana"}`, 422, "/problems/idempotency-conflict"},
+		{"same key, another route", header(anaTok, "k1"), `{"name":"x","scopes":["holds:read"]}`, 422, "/problems/idempotency-conflict"},
+		{"another user's key is theirs", header(bobTok, "k1"), `{"id":"prv-bob","name":"Bob"}`, 201, ""},
+		{"a 4xx is kept as well", header(anaTok, "k2"), `{"id":"prv-ana","name":"Ana"}`, 409, "/problems/conflict"},
+	}
+	for _, tt := range tests {
+		path := "/v1/admin/providers"
+		if strings.Contains(tt.body, "scopes") {
+			path = "/v1/api-keys"
+		}
+		w, p := serve(s, "POST", path, tt.header, tt.body)
+		if w.Code != tt.wantStatus || (tt.wantType != "" && (p == nil || p.Type != tt.wantType)) {
+			t.Errorf("%s = %d %s, want %d %s", tt.name, w.Code, w.Body, tt.wantStatus, tt.wantType)
+		}
+	}
+	// In flight: the key is claimed and not answered yet.
+	body := `{"id":"prv-slow","name":"Slow"}`
+	r := httptest.NewRequest("POST", "/v1/admin/providers", strings.NewReader(body))
+	if _, started, err := s.store.BeginIdempotent(t.Context(), persistence.IdemRecord{UserID: ana, Key: "k3", Fingerprint: idemFingerprint(r, []byte(body)), CreatedAt: time.Now()}); err != nil || !started {
+		t.Fatalf("BeginIdempotent = %v, %v", started, err)
+	}
+	if w, p := serve(s, "POST", "/v1/admin/providers", header(anaTok, "k3"), body); w.Code != 409 || p.Type != "/problems/idempotency-in-flight" || w.Header().Get("Retry-After") == "" {
+		t.Errorf("a key in flight = %d %s, want 409 idempotency-in-flight with Retry-After", w.Code, w.Body)
+	}
+}
+
+// TestIdempotencyFiveHundredNotKept: a 5xx answer releases the key, so the
+// retry runs the request again.
+func TestIdempotencyFiveHundredNotKept(t *testing.T) {
+	s := newTestServer(t, nil)
+	user, _ := testUser(t, s, persistence.RoleProvider)
+	calls := 0
+	h := func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 1 {
+			writeProblem(w, r, newProblem(probInternal, "boom"))
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]int{"call": calls})
+	}
+	do := func() *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/v1/admin/providers", strings.NewReader(`{"name":"x"}`))
+		r.Header.Set("Idempotency-Key", "retry-me")
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, &Principal{UserID: user, Role: persistence.RoleProvider}))
+		w := httptest.NewRecorder()
+		s.idempotent(w, r, h)
+		return w
+	}
+	for i, want := range []int{500, 201, 201} {
+		if w := do(); w.Code != want {
+			t.Errorf("attempt %d = %d %s, want %d", i+1, w.Code, w.Body, want)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("the handler ran %d times, want 2 (the 500, then the 201 which is replayed after)", calls)
+	}
+}
+
+// TestHoldIdempotency covers POST /v1/holds: the hold id is per user, the
+// fingerprint travels to the actor, and the same key on another resource
+// with another body is 422 before any actor is asked.
+func TestHoldIdempotency(t *testing.T) {
+	var sent []*bookdv1.PlaceHold
+	s := newTestServer(t, &fakeActors{reply: func(_, identity string, msg any) (any, error) {
+		p := msg.(*bookdv1.PlaceHold)
+		sent = append(sent, p)
+		return &bookdv1.HoldReply{Hold: &bookdv1.Hold{HoldId: p.HoldId, ResourceId: identity, Status: bookdv1.HoldStatus_HOLD_STATUS_HELD, Quantity: p.Quantity}}, nil
+	}})
+	ana, anaTok := testUser(t, s, persistence.RoleCustomer)
+	bob, bobTok := testUser(t, s, persistence.RoleCustomer)
+	hold := func(tok, body string) *httptest.ResponseRecorder {
+		w, _ := serve(s, "POST", "/v1/holds", http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}, "Idempotency-Key": {"order-1"}}, body)
+		return w
+	}
+	if w := hold(anaTok, `{"resource_id":"r-a"}`); w.Code != 201 {
+		t.Fatalf("first hold = %d %s", w.Code, w.Body)
+	}
+	if w := hold(anaTok, `{"resource_id":"r-a"}`); w.Code != 201 {
+		t.Fatalf("the same hold again = %d %s", w.Code, w.Body)
+	}
+	if w := hold(bobTok, `{"resource_id":"r-a"}`); w.Code != 201 {
+		t.Fatalf("bob's hold with the same key = %d %s", w.Code, w.Body)
+	}
+	if len(sent) != 3 || sent[0].HoldId != sent[1].HoldId || sent[0].Fingerprint != sent[1].Fingerprint || sent[0].Fingerprint == "" {
+		t.Fatalf("sent %v, want ana's two requests to name one hold with one fingerprint", sent)
+	}
+	if sent[2].HoldId == sent[0].HoldId || sent[0].Owner != ana || sent[2].Owner != bob {
+		t.Errorf("bob's hold id %s, ana's %s (owners %s, %s): want distinct holds owned by each", sent[2].HoldId, sent[0].HoldId, sent[0].Owner, sent[2].Owner)
+	}
+	w := hold(anaTok, `{"resource_id":"r-b"}`)
+	if w.Code != 422 || len(sent) != 3 {
+		t.Errorf("ana's key on another resource = %d %s (%d sent), want 422 without asking an actor", w.Code, w.Body, len(sent))
+	}
+}
+
+// TestMemoryClaimsTTL: a claim lives at least one TTL, and is gone after two.
+func TestMemoryClaimsTTL(t *testing.T) {
+	now := time.Now()
+	c := NewMemoryClaims(0).(*memoryClaims)
+	c.now = func() time.Time { return now }
+	steps := []struct {
+		after time.Duration
+		fp    string
+		want  string
+	}{
+		{0, "a", ""},
+		{time.Hour, "b", "a"},
+		{persistence.IdemTTL - time.Minute, "b", "a"},
+		{persistence.IdemTTL + 2*time.Minute, "b", "a"},
+		{2*persistence.IdemTTL + 3*time.Minute, "b", ""},
+	}
+	for _, st := range steps {
+		c.now = func() time.Time { return now.Add(st.after) }
+		if got, err := c.Claim(t.Context(), "u", "k", st.fp); err != nil || got != st.want {
+			t.Errorf("Claim after %v = %q, %v; want %q", st.after, got, err, st.want)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package edge
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// headers sets the headers every answer has: the usual security set
+// (nosniff, frame deny, a strict CSP, no referrer, HSTS behind TLS) and
+// no caching (GETs of the catalog override it with an ETag).
+func (s *Server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-site")
+		// The API answers JSON: nothing in it may run or load anything. The
+		// docs page overrides this with its own (scripts and styles from
+		// this origin only).
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+		if r.TLS != nil || s.cfg.BehindTLS {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors answers cross-origin requests from the allow-list only: the
+// preflight (OPTIONS with Access-Control-Request-Method) gets the methods
+// and headers the API takes; other origins get no CORS headers, so
+// browsers refuse to hand them the answer.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		allowed := slices.Contains(s.cfg.CORSOrigins, origin)
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", "ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy")
+		}
+		if preflight {
+			if allowed {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			writeProblem(w, r, newProblem(probForbidden, "origin %s is not allowed", strings.ReplaceAll(origin, "\n", "")))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
