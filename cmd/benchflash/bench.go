@@ -162,7 +162,12 @@ func (m *Main) bench(ctx context.Context) (err error) {
 	}
 
 	m.writeSetup(env, bin)
-	lg := &loadgenRunner{Bin: bin, Requests: m.Requests, Duration: m.Duration, Timeout: m.Timeout}
+	lg := &loadgenRunner{Bin: bin, Requests: m.Requests, Duration: m.Duration, Timeout: m.Timeout, Tokens: map[string]string{}}
+	for _, sys := range systems {
+		if sys.node != nil {
+			lg.Tokens[sys.node.URL()] = sys.node.customerToken
+		}
+	}
 	if m.Verbose {
 		lg.Progress = m.Stderr
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -24,8 +25,11 @@ type bookdNode struct {
 	base    string // http://127.0.0.1:port
 	logPath string
 	client  *http.Client // for the admin API
-	exited  chan struct{}
-	waitErr error // Wait's result, once exited is closed
+	// adminToken signs the admin API requests; customerToken is the
+	// access token loadgen places its holds with.
+	adminToken, customerToken string
+	exited                    chan struct{}
+	waitErr                   error // Wait's result, once exited is closed
 
 	stopOnce sync.Once
 	stopErr  error
@@ -58,6 +62,13 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 	}
 	defer func() { _ = logFile.Close() }() // the child has its own copy
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
+	// The first admin, as in production: `bookd admin create`.
+	admin := exec.CommandContext(ctx, bin, "admin", "create", "--email", benchAdmin, "--postgres", dbURL)
+	admin.Env = withoutBookdEnv(os.Environ())
+	admin.Stdin = strings.NewReader(benchPassword + "\n")
+	if out, err := admin.CombinedOutput(); err != nil && !bytes.Contains(out, []byte("exists already")) {
+		return nil, fmt.Errorf("bookd admin create: %w: %s", err, out)
+	}
 	cmd := exec.Command(bin, "serve",
 		"--postgres", dbURL,
 		"--demo=false",
@@ -66,7 +77,10 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 		"--data", filepath.Join(dir, "data"),
 		"--actor-host", "127.0.0.1",
 		"--log-format", "json",
-		"--shutdown-timeout", bookdShutdownTimeout.String())
+		"--shutdown-timeout", bookdShutdownTimeout.String(),
+		// One customer makes every request: the limiter stays on the
+		// measured path, with a limit the sale never reaches.
+		"--rate-limit", "default=1000000000/1m,holds=1000000000/1m")
 	cmd.Env = withoutBookdEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childProcAttr()
@@ -79,7 +93,32 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 	if err := n.waitReady(ctx); err != nil {
 		return n, err
 	}
+	if n.adminToken, err = n.login(ctx, benchAdmin); err != nil {
+		return n, err
+	}
+	customer := fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())
+	if err := n.post(ctx, "/v1/auth/register", fmt.Sprintf(`{"email":%q,"password":%q}`, customer, benchPassword), http.StatusCreated, nil); err != nil {
+		return n, err
+	}
+	if n.customerToken, err = n.login(ctx, customer); err != nil {
+		return n, err
+	}
 	return n, nil
+}
+
+// The accounts of the benchmark.
+const (
+	benchAdmin    = "bench-admin@example.com"
+	benchPassword = "flash sale benchmark"
+)
+
+// login logs email in and returns its access token.
+func (n *bookdNode) login(ctx context.Context, email string) (string, error) {
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err := n.post(ctx, "/v1/auth/login", fmt.Sprintf(`{"email":%q,"password":%q}`, email, benchPassword), http.StatusOK, &tok)
+	return tok.AccessToken, err
 }
 
 // withoutBookdEnv drops the BOOKD_* environment twins of serve's flags, so
@@ -185,21 +224,33 @@ func (n *bookdNode) newResource(ctx context.Context, id string, capacity int) er
 		id, id, capacity, holdTTLSeconds))
 }
 
-// admin posts body to path and wants 201 Created.
+// admin posts body to path as the admin and wants 201 Created.
 func (n *bookdNode) admin(ctx context.Context, path, body string) error {
+	return n.post(ctx, path, body, http.StatusCreated, nil)
+}
+
+// post posts body to path (with the admin's token once there is one),
+// wants status and decodes the answer into out when it is not nil.
+func (n *bookdNode) post(ctx context.Context, path, body string, status int, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.base+path, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if n.adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+n.adminToken)
+	}
 	res, err := n.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", path, err)
 	}
 	defer func() { _ = res.Body.Close() }()
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	if res.StatusCode != http.StatusCreated {
+	if res.StatusCode != status {
 		return fmt.Errorf("POST %s: %s: %s", path, res.Status, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ type loadgenRunner struct {
 	Duration time.Duration // --duration
 	Timeout  time.Duration // --timeout
 	Progress io.Writer     // also gets loadgen's progress lines; nil: only the log file
+	// Tokens are the access tokens loadgen places holds with, by target.
+	Tokens map[string]string
 }
 
 // loadgenSummary is the part of loadgen's JSON summary (cmd/bookd
@@ -113,6 +115,9 @@ func (l *loadgenRunner) exec(ctx context.Context, target, id string, clients, re
 		"--duration", l.Duration.String(),
 		"--timeout", l.Timeout.String(),
 		"--livez-requests", fmt.Sprint(livez))
+	if tok := l.Tokens[target]; tok != "" {
+		cmd.Args = append(cmd.Args, "--token", tok)
+	}
 	cmd.Env = withoutBookdEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	cmd.SysProcAttr = childProcAttr()

@@ -233,7 +233,10 @@ func TestIdempotentHolds(t *testing.T) {
 		t.Errorf("the first hold after a conflicting key = %+v, want held ×1", again)
 	}
 
-	// A retry storm: one key sent by many clients at once is one hold.
+	// A retry storm: one key sent by many clients at once is one hold. A
+	// retry that arrives while the first is decided but not committed is
+	// told so (409 idempotency-in-flight, Retry-After); the others get the
+	// hold, and so does a retry after the storm.
 	const retries = 25
 	answers := make([]response, retries)
 	errs := make([]error, retries)
@@ -247,10 +250,28 @@ func TestIdempotentHolds(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	after := n.placeHold(t, keyHeader("order-2"), body)
+	created := 0
 	for i, a := range answers {
-		if errs[i] != nil || a.Status != http.StatusCreated || string(a.Body) != string(answers[0].Body) {
-			t.Errorf("retry %d of order-2 = %v (%v), want 201 %s", i, a, errs[i], answers[0].Body)
+		switch {
+		case errs[i] != nil:
+			t.Errorf("retry %d of order-2: %v", i, errs[i])
+		case a.Status == http.StatusCreated:
+			created++
+			var h holdDoc
+			if err := json.Unmarshal(a.Body, &h); err != nil || h.ID != after.ID {
+				t.Errorf("retry %d of order-2 = %v, want hold %s", i, a, after.ID)
+			}
+		case a.Status == http.StatusConflict:
+			if p := wantProblem(t, fmt.Sprintf("retry %d of order-2", i), a, http.StatusConflict, "/problems/idempotency-in-flight", ""); p.Type != "" && a.Header.Get("Retry-After") == "" {
+				t.Errorf("retry %d of order-2 in flight has no Retry-After", i)
+			}
+		default:
+			t.Errorf("retry %d of order-2 = %v, want 201 or 409 in flight", i, a)
 		}
+	}
+	if created == 0 {
+		t.Errorf("no retry of order-2 got the hold")
 	}
 	if got := n.singleSlot(t, "idem-pool"); got != (slotDoc{Free: 3, Held: 2}) {
 		t.Errorf("availability after %d concurrent retries of one key = %+v, want 2 held, 3 free", retries, got)

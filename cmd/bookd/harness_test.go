@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,12 @@ import (
 type testNode struct {
 	base   string // http://127.0.0.1:port
 	client *http.Client
+	// customer and admin are access tokens: send adds the admin's to
+	// /v1/admin requests and the customer's to the others, unless the
+	// request sets Authorization itself (to "" for an anonymous one).
+	customer, admin string
+	openapi         *openapiCheck
+	seq             int
 }
 
 // startNode starts Serve.Run with args after the defaults and stops it when
@@ -28,7 +35,22 @@ func startNode(t *testing.T, args ...string) *testNode {
 	logs := &syncBuffer{}
 	listening := make(chan string, 1)
 	s := &Serve{Stdout: logs, Stderr: logs, OnListen: func(addr string) { listening <- addr }}
-	args = append([]string{"--http", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn"}, args...)
+	data := t.TempDir()
+	// The first admin comes from `bookd admin create`, as in production;
+	// the tests hash passwords cheaply and are not rate limited (the rate
+	// limit tests start their own nodes with limits).
+	adminArgs := []string{"create", "--email", "admin@example.com", "--data", data, "--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}
+	for i, a := range args {
+		if a == "--postgres" && i+1 < len(args) {
+			adminArgs = append(adminArgs, "--postgres", args[i+1])
+		}
+	}
+	if err := (&AdminCmd{Stdin: strings.NewReader(testPassword + "\n"), Stdout: io.Discard, Stderr: io.Discard}).Run(t.Context(), adminArgs); err != nil {
+		t.Fatalf("bookd admin create: %v", err)
+	}
+	args = append([]string{"--http", "127.0.0.1:0", "--data", data, "--log-level", "warn",
+		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1",
+		"--rate-limit", "default=off,login=off,holds=off"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, args) }()
@@ -36,7 +58,7 @@ func startNode(t *testing.T, args ...string) *testNode {
 	n := &testNode{client: &http.Client{
 		Transport: &http.Transport{MaxConnsPerHost: 256, MaxIdleConnsPerHost: 256},
 		Timeout:   time.Minute,
-	}}
+	}, openapi: newOpenAPICheck(t)}
 	select {
 	case addr := <-listening:
 		n.base = "http://" + addr
@@ -62,7 +84,71 @@ func startNode(t *testing.T, args ...string) *testNode {
 			t.Logf("server log:\n%s", logs)
 		}
 	})
+	t.Cleanup(func() { n.openapi.report(t) })
+	n.admin = n.login(t, "admin@example.com", testPassword)
+	n.customer = n.newCustomer(t)
+	// Plain clients (without a Transport of their own) get these too.
+	processAuth.set(strings.TrimPrefix(n.base, "http://"), nodeTokens{customer: n.customer, admin: n.admin})
 	return n
+}
+
+// testPassword is every test account's password.
+const testPassword = "correct horse battery"
+
+// signed returns a client whose requests to n carry the customer's token
+// (the admin's for /v1/admin), for tests that build their own requests.
+func (n *testNode) signed() *http.Client {
+	return &http.Client{Transport: processAuth, Timeout: n.client.Timeout}
+}
+
+// anonymous is the header of a request without credentials.
+func anonymous(h http.Header) http.Header {
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h["Authorization"] = []string{""}
+	return h
+}
+
+// bearer returns h with the access token tok.
+func bearer(h http.Header, tok string) http.Header {
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Authorization", "Bearer "+tok)
+	return h
+}
+
+// login logs in and returns the access token.
+func (n *testNode) login(t *testing.T, email, password string) string {
+	t.Helper()
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	n.mustJSON(t, "POST", "/v1/auth/login", anonymous(jsonHeader()), fmt.Sprintf(`{"email":%q,"password":%q}`, email, password), http.StatusOK, &tok)
+	return tok.AccessToken
+}
+
+// register creates an account of role and returns its id and access token.
+func (n *testNode) register(t *testing.T, role string) (id, token string) {
+	t.Helper()
+	n.seq++
+	email := fmt.Sprintf("%s-%d-%d@example.com", role, time.Now().UnixNano(), n.seq)
+	var u struct {
+		ID string `json:"id"`
+	}
+	n.mustJSON(t, "POST", "/v1/auth/register", anonymous(jsonHeader()), fmt.Sprintf(`{"email":%q,"password":%q,"role":%q}`, email, testPassword, role), http.StatusCreated, &u)
+	return u.ID, n.login(t, email, testPassword)
+}
+
+// newCustomer registers a customer and returns its access token.
+func (n *testNode) newCustomer(t *testing.T) string {
+	t.Helper()
+	_, tok := n.register(t, "customer")
+	return tok
 }
 
 // syncBuffer is a bytes.Buffer that the server may write from any goroutine.
@@ -115,6 +201,16 @@ func (n *testNode) send(method, path string, header http.Header, body string) (r
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if _, set := header["Authorization"]; !set {
+		switch {
+		case strings.HasPrefix(path, "/v1/admin") && n.admin != "":
+			req.Header.Set("Authorization", "Bearer "+n.admin)
+		case n.customer != "":
+			req.Header.Set("Authorization", "Bearer "+n.customer)
+		}
+	} else if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
+	}
 	res, err := n.client.Do(req)
 	if err != nil {
 		return response{}, err
@@ -124,6 +220,7 @@ func (n *testNode) send(method, path string, header http.Header, body string) (r
 	if err != nil {
 		return response{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
+	n.openapi.check(req, res, b)
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
 }
 

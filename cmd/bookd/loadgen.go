@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,10 @@ type Loadgen struct {
 	// none. The ceiling is bounded by Duration too.
 	LivezRequests int
 	JSON          bool // print the summary as JSON
+	// Token is the access token the holds are placed with; Register makes
+	// loadgen register a fresh customer and log in instead.
+	Token    string
+	Register bool
 }
 
 func (l *Loadgen) flags() *flag.FlagSet {
@@ -75,6 +80,8 @@ func (l *Loadgen) flags() *flag.FlagSet {
 	fs.BoolVar(&l.Idempotency, "idempotency", true, "send an Idempotency-Key with every hold attempt")
 	fs.IntVar(&l.LivezRequests, "livez-requests", 0, "GET /livez requests that measure the HTTP ceiling (0: as many as --requests, -1: skip)")
 	fs.BoolVar(&l.JSON, "json", false, "print the summary as JSON")
+	fs.StringVar(&l.Token, "token", os.Getenv("BOOKD_TOKEN"), "access token to place holds with (default $BOOKD_TOKEN)")
+	fs.BoolVar(&l.Register, "register", false, "register a fresh customer and log in to place holds (the node's rate limit for holds must allow the sale)")
 	fs.Usage = func() {
 		fmt.Fprintln(l.Stderr, `Usage: bookd loadgen --resources ID[,ID…] [flags]
 
@@ -146,6 +153,13 @@ func (l *Loadgen) Run(ctx context.Context, args []string) error {
 	r := &loadRun{Loadgen: l, base: strings.TrimSuffix(l.Target, "/"), runID: fmt.Sprintf("%016x", rand.Uint64())}
 	r.client = l.newClient()
 	defer r.client.CloseIdleConnections()
+	if l.Register {
+		tok, err := registerCustomer(ctx, r.client, r.base)
+		if err != nil {
+			return fmt.Errorf("--register: %w", err)
+		}
+		l.Token = tok
+	}
 	r.conns = make([]*keepAliveConn, l.Clients)
 	for i := range r.conns {
 		c, err := newKeepAliveConn(r.base, l.Timeout)
@@ -353,6 +367,9 @@ func (r *loadRun) hold(ctx context.Context, c *keepAliveConn, i int64) {
 	ri := int(i % int64(len(r.Resources)))
 	rs := &r.perResource[ri]
 	h := []string{"Content-Type: application/json"}
+	if r.Token != "" {
+		h = append(h, "Authorization: Bearer "+r.Token)
+	}
 	if r.Idempotency {
 		h = append(h, fmt.Sprintf("Idempotency-Key: loadgen-%s-%d", r.runID, i))
 	}
@@ -402,7 +419,11 @@ func (r *loadRun) confirm(ctx context.Context, c *keepAliveConn, holdBody []byte
 		r.confirmErrors.Add(1)
 		return
 	}
-	status, _, err := c.do(ctx, http.MethodPost, "/v1/holds/"+url.PathEscape(hold.ID)+"/confirm", nil, nil)
+	var h []string
+	if r.Token != "" {
+		h = []string{"Authorization: Bearer " + r.Token}
+	}
+	status, _, err := c.do(ctx, http.MethodPost, "/v1/holds/"+url.PathEscape(hold.ID)+"/confirm", h, nil)
 	if err != nil || status != http.StatusOK {
 		r.confirmErrors.Add(1)
 		return
@@ -512,4 +533,43 @@ func holdBody(id, from, to string, quantity int) []byte {
 		Quantity   int    `json:"quantity"`
 	}{id, from, to, quantity})
 	return b
+}
+
+// registerCustomer registers a customer with a random email and password
+// at base, logs in and returns the access token.
+func registerCustomer(ctx context.Context, client *http.Client, base string) (string, error) {
+	email := fmt.Sprintf("loadgen-%016x@example.com", rand.Uint64())
+	password := fmt.Sprintf("pw-%016x-%016x", rand.Uint64(), rand.Uint64())
+	creds, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	post := func(path string, want int) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(creds))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		if err == nil && res.StatusCode != want {
+			err = fmt.Errorf("POST %s = %d %s", path, res.StatusCode, bytes.TrimSpace(b))
+		}
+		return b, err
+	}
+	if _, err := post("/v1/auth/register", http.StatusCreated); err != nil {
+		return "", err
+	}
+	b, err := post("/v1/auth/login", http.StatusOK)
+	if err != nil {
+		return "", err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("POST /v1/auth/login: no access token in %s", b)
+	}
+	return tok.AccessToken, nil
 }

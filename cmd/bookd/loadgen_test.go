@@ -53,7 +53,7 @@ func TestLoadgenFlashSale(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			args := append([]string{"--target", n.base, "--json", "--timeout", "30s", "--duration", "60s"}, tt.args...)
+			args := append([]string{"--target", n.base, "--token", n.customer, "--json", "--timeout", "30s", "--duration", "60s"}, tt.args...)
 			if err := (&Loadgen{Stdout: &out, Stderr: io.Discard}).Run(t.Context(), args); err != nil {
 				t.Fatalf("Run(%q) = %v\n%s", args, err, out.String())
 			}
@@ -105,7 +105,8 @@ func TestLoadgenFlashSale(t *testing.T) {
 func testLoadgenText(t *testing.T, n *testNode) {
 	n.newResource(t, "lg-tiny", `{"unit":"single"}`, 3, 0)
 	var out, progress bytes.Buffer
-	args := []string{"--target", n.base, "--resources", "lg-tiny", "--clients", "2", "--requests", "10", "--timeout", "30s"}
+	// --register: loadgen signs up a customer of its own.
+	args := []string{"--target", n.base, "--register", "--resources", "lg-tiny", "--clients", "2", "--requests", "10", "--timeout", "30s"}
 	if err := (&Loadgen{Stdout: &out, Stderr: &progress}).Run(t.Context(), args); err != nil {
 		t.Fatalf("Run(%q) = %v\n%s", args, err, out.String())
 	}
@@ -134,7 +135,7 @@ func testLoadgenInterrupt(t *testing.T, n *testNode) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	args := []string{"--target", n.base, "--resources", "lg-big", "--clients", "4", "--requests", "100000000", "--livez-requests", "-1", "--json"}
+	args := []string{"--target", n.base, "--token", n.customer, "--resources", "lg-big", "--clients", "4", "--requests", "100000000", "--livez-requests", "-1", "--json"}
 	began := time.Now()
 	if err := (&Loadgen{Stdout: &out, Stderr: io.Discard}).Run(ctx, args); err != nil {
 		t.Fatalf("Run(%q) = %v\n%s", args, err, out.String())

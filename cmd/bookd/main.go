@@ -32,6 +32,7 @@ Usage:
   bookd loadgen [flags]  run a flash sale against a node (bookd loadgen -h lists the flags)
   bookd cluster status   print a node's view of the cluster (--target URL)
   bookd watch <topic>    print live availability changes (bookd watch -h)
+  bookd admin create     create an admin account (--email; the password on standard input)
   bookd version          print the version
 `
 
@@ -46,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return (&Serve{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "loadgen":
 		return (&Loadgen{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
+	case "admin":
+		return (&AdminCmd{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "cluster":
 		return (&ClusterCmd{Stdout: stdout, Stderr: stderr}).Run(ctx, args[1:])
 	case "watch":

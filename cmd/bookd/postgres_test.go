@@ -124,7 +124,7 @@ func TestPostgresBackendsTerminatedMidSale(t *testing.T) {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < buyers; i = int(next.Add(1)) - 1 {
 				b := &buyer{key: fmt.Sprintf("pg-fault-%d", i)}
-				b.status, b.id = tryKeyedHold(n.client, n.base, "pg-flash", b.key, 1)
+				b.status, b.id = tryKeyedHold(n.signed(), n.base, "pg-flash", b.key, 1)
 				all[i] = b
 			}
 		})
@@ -161,7 +161,7 @@ func TestPostgresBackendsTerminatedMidSale(t *testing.T) {
 			t.Errorf("GET /v1/holds/%s after the faults = %v, want held: a yes that was not committed", b.id, r)
 		}
 	}
-	retried := resolve(t, n.client, n.base, "pg-flash", 1, all)
+	retried := resolve(t, n.signed(), n.base, "pg-flash", 1, all)
 	yes := yesCount(all)
 	t.Logf("%d backends terminated; %d yes during the faults, %d answers lost and asked again, %d yes in all", killed, firstYes, lost, yes)
 	if retried != lost {
@@ -175,7 +175,7 @@ func TestPostgresBackendsTerminatedMidSale(t *testing.T) {
 	if code := n.do(t, "POST", "/v1/holds/"+firstYesID(all)+"/cancel", nil, "").Status; code != http.StatusOK {
 		t.Fatalf("cancel after the faults = %d, want 200", code)
 	}
-	if code, _ := tryKeyedHold(n.client, n.base, "pg-flash", "pg-fault-after", 1); code != http.StatusCreated {
+	if code, _ := tryKeyedHold(n.signed(), n.base, "pg-flash", "pg-fault-after", 1); code != http.StatusCreated {
 		t.Errorf("a new hold after the faults = %d, want 201", code)
 	}
 }

@@ -70,7 +70,15 @@ type proc struct {
 func startBookd(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
-	args := append([]string{"serve", "--data", dir, "--log-level", "warn"}, extra...)
+	// The admin, once per store: a restart over the same store finds it.
+	admin := exec.Command(bookdBinary(t), append([]string{"admin", "create", "--email", "admin@example.com", "--data", dir,
+		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}, postgresArgs(extra)...)...)
+	admin.Stdin = strings.NewReader(testPassword + "\n")
+	if out, err := admin.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists already") {
+		t.Fatalf("bookd admin create: %v\n%s", err, out)
+	}
+	args := append([]string{"serve", "--data", dir, "--log-level", "warn",
+		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1", "--rate-limit", "default=off,holds=off,login=off"}, extra...)
 	cmd := exec.Command(bookdBinary(t), args...)
 	cmd.Env = append(os.Environ(), "BOOKD_HTTP="+addr) // the flag's environment twin
 	p := &proc{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
@@ -94,6 +102,7 @@ func startBookd(t *testing.T, dir string, extra ...string) *proc {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				processAuth.signIn(t, addr)
 				return p
 			}
 		}
@@ -202,3 +211,13 @@ func TestGracefulShutdown(t *testing.T) {
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 
 func decodeJSON(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
+
+// postgresArgs returns the --postgres flag of args, if any.
+func postgresArgs(args []string) []string {
+	for i, a := range args {
+		if a == "--postgres" && i+1 < len(args) {
+			return args[i : i+2]
+		}
+	}
+	return nil
+}

@@ -49,6 +49,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	got := string(out)
 	for _, want := range []string{
+		`"email":"ana@example.com","name":"","role":"customer"`, // registered, and /v1/me
+		`"type":"/problems/unauthorized"`,                       // the hold without a token
+		"HTTP 401",
 		`"id":"velodrom-concert"`,                 // the listing
 		`"id":"concert-standing"`,                 // its resource
 		`"free":5000,"held":0,"confirmed":0`,      // fresh availability

@@ -52,6 +52,9 @@ type Serve struct {
 	ActorTLSCA      string
 	IdleTimeout     time.Duration
 	DrainGrace      time.Duration
+
+	// Security are the flags of accounts, tokens and rate limits (security.go).
+	Security securityFlags
 }
 
 func (s *Serve) flags() *flag.FlagSet {
@@ -81,6 +84,7 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs.StringVar(&s.ActorTLSCA, "actor-tls-ca", "", "PEM CA that signed every node's actor TLS certificate")
 	fs.DurationVar(&s.DrainGrace, "drain-grace", 0, "how long a draining node keeps serving after /readyz turns 503, so that load balancers stop sending first (part of --shutdown-timeout)")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Minute, "how long a resource actor without held holds may go without a message before it stops (passivation; 0 never)")
+	s.Security.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
 		fs.PrintDefaults()
@@ -180,8 +184,12 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	go func() { defer close(swept); sweeper.Run(sweepCtx) }()
 	defer func() { stopSweep(); <-swept }()
 
-	ecfg := edge.DefaultConfig()
-	ecfg.RequestTimeout, ecfg.Logger, ecfg.Bus = s.RequestTimeout, log, bus
+	ecfg, closeEdge, err := s.edgeConfig(store, log)
+	if err != nil {
+		return err
+	}
+	defer closeEdge()
+	ecfg.Bus = bus
 	api, err := edge.New(ecfg, store, node)
 	if err != nil {
 		return err

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bookd/bookd/edge"
+	"github.com/bookd/bookd/persistence"
+)
+
+// securityFlags are serve's flags of the secure edge (accounts, tokens,
+// rate limits, CORS).
+type securityFlags struct {
+	RateLimit      string
+	CORSOrigins    string
+	BehindTLS      bool
+	Issuer         string
+	Audience       string
+	AccessTTL      time.Duration
+	RefreshTTL     time.Duration
+	Argon2Memory   uint
+	Argon2Time     uint
+	Argon2Threads  uint
+	TokenCacheSize int
+}
+
+func (f *securityFlags) register(fs *flag.FlagSet) {
+	d := edge.DefaultConfig()
+	fs.StringVar(&f.RateLimit, "rate-limit", "", "rate limits per client and route class over the defaults default=100/1m,login=10/1m,holds=100/1m (class=N/period or class=off)")
+	fs.StringVar(&f.CORSOrigins, "cors-origins", "", "comma-separated origins browsers may call the API from (https://app.example.com)")
+	fs.BoolVar(&f.BehindTLS, "behind-tls", false, "the API is reached over HTTPS through a proxy: send HSTS")
+	fs.StringVar(&f.Issuer, "token-issuer", d.Issuer, "iss of access tokens (the same on every node)")
+	fs.StringVar(&f.Audience, "token-audience", d.Audience, "aud of access tokens (the same on every node)")
+	fs.DurationVar(&f.AccessTTL, "access-ttl", d.AccessTTL, "lifetime of access tokens")
+	fs.DurationVar(&f.RefreshTTL, "refresh-ttl", d.RefreshTTL, "lifetime of refresh tokens")
+	fs.UintVar(&f.Argon2Memory, "argon2-memory", uint(d.Argon2.MemoryKiB), "argon2id memory cost of new password hashes, KiB")
+	fs.UintVar(&f.Argon2Time, "argon2-time", uint(d.Argon2.Time), "argon2id passes of new password hashes")
+	fs.UintVar(&f.Argon2Threads, "argon2-threads", uint(d.Argon2.Threads), "argon2id parallelism of new password hashes")
+	fs.IntVar(&f.TokenCacheSize, "token-cache", d.TokenCacheSize, "verified access tokens kept in memory")
+}
+
+func (f *securityFlags) argon2() edge.Argon2 {
+	return edge.Argon2{MemoryKiB: uint32(f.Argon2Memory), Time: uint32(f.Argon2Time), Threads: uint8(min(f.Argon2Threads, 255))}
+}
+
+// storeClaims is a store that can hold the claims of POST /v1/holds
+// (PostgreSQL, without a synchronous commit).
+type storeClaims interface {
+	ClaimIdempotencyKey(ctx context.Context, userID, key, fingerprint string) (string, error)
+}
+
+type claimsFunc func(ctx context.Context, userID, key, fingerprint string) (string, error)
+
+func (f claimsFunc) Claim(ctx context.Context, userID, key, fp string) (string, error) {
+	return f(ctx, userID, key, fp)
+}
+
+// edgeConfig is the edge's configuration: with --redis, rate limits and
+// idempotency claims live in Redis and every node shares them; without,
+// rate limits are in memory and claims in PostgreSQL (or in memory on the
+// embedded store). The returned func closes what it opened.
+func (s *Serve) edgeConfig(store persistence.Store, log *slog.Logger) (edge.Config, func(), error) {
+	f := &s.Security
+	cfg := edge.DefaultConfig()
+	cfg.RequestTimeout, cfg.Logger = s.RequestTimeout, log
+	cfg.Issuer, cfg.Audience, cfg.AccessTTL, cfg.RefreshTTL = f.Issuer, f.Audience, f.AccessTTL, f.RefreshTTL
+	cfg.Argon2, cfg.TokenCacheSize, cfg.BehindTLS = f.argon2(), f.TokenCacheSize, f.BehindTLS
+	var err error
+	if cfg.RateLimits, err = edge.ParseRateLimits(f.RateLimit); err != nil {
+		return cfg, nil, fmt.Errorf("--rate-limit: %w", err)
+	}
+	for _, o := range strings.Split(f.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
+		}
+	}
+	closeAll := func() {}
+	switch {
+	case s.Redis != "":
+		opt, err := redis.ParseURL(s.Redis)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("--redis: %w", err)
+		}
+		rdb := redis.NewClient(opt)
+		cfg.Limiter, cfg.Claims = edge.NewRedisLimiter(rdb), edge.NewRedisClaims(rdb)
+		closeAll = func() { _ = rdb.Close() }
+	default:
+		if c, ok := store.(storeClaims); ok {
+			cfg.Claims = claimsFunc(c.ClaimIdempotencyKey)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		closeAll()
+		return cfg, nil, err
+	}
+	return cfg, closeAll, nil
+}
