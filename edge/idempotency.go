@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"sync"
@@ -26,24 +27,31 @@ import (
 //     first is decided but not committed 409. The same key on another
 //     resource cannot reach that actor, so the key is also claimed in
 //     Config.Claims with the request's fingerprint; a claim of another
-//     fingerprint is 422. Claims are cheap on purpose (memory, one Redis SET
-//     NX, or a PostgreSQL insert without a synchronous commit): a lost
-//     claim (a crash, a restart in the embedded profile) lets a client that
-//     changed its body under the same key hold on a second resource; the
-//     same-resource guarantees, which protect against double booking, are
-//     in the journal and never lost. A rejection (sold out) is not kept:
-//     a retry is decided again.
+//     fingerprint is 422. Claims are cheap on purpose: in memory on one
+//     node, one Redis SET NX GET in the cluster profile; never a database
+//     write on the hot path (a PostgreSQL insert, even without a
+//     synchronous commit, cut the flash sale to a third). A lost claim (a
+//     restart, a Redis failover) lets a client that changed its body under
+//     the same key hold on a second resource; the same-resource
+//     guarantees, which protect against double booking, are in the journal
+//     and never lost. A rejection (sold out) is not kept: a retry is
+//     decided again.
 //   - every other POST that creates something: the store keeps the first
 //     answer (persistence.Accounts.BeginIdempotent): the same key and body
 //     replay it, another body is 422, a key still in flight 409; a 5xx is
 //     not kept, so the request may be retried.
 
-// idemFingerprint identifies a request: method, path and body.
+// idemFingerprint identifies a request: method, path and body (128 bits of
+// SHA-256; it travels in every HoldPlaced event, so it is kept short).
 func idemFingerprint(r *http.Request, body []byte) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
+	h.Write([]byte(r.Method))
+	h.Write([]byte{' '})
+	h.Write([]byte(r.URL.Path))
+	h.Write([]byte{'\n'})
 	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
 // idempotencyKey returns the request's Idempotency-Key ("" for none) or a
@@ -148,13 +156,18 @@ type KeyClaims interface {
 	Claim(ctx context.Context, userID, key, fingerprint string) (prev string, err error)
 }
 
-// memoryClaims keeps claims in this process, in two generations of
-// persistence.IdemTTL each: a claim lives one to two TTLs. A generation
-// that grows past max entries is turned over early.
+// memoryClaims keeps claims in this process, in shards of two
+// generations of persistence.IdemTTL each: a claim lives one to two TTLs.
+// A shard's generation that grows past its share of max entries is turned
+// over early.
 type memoryClaims struct {
-	max int
-	now func() time.Time
+	seed   maphash.Seed
+	max    int // per shard
+	now    func() time.Time
+	shards [32]claimShard
+}
 
+type claimShard struct {
 	mu        sync.Mutex
 	cur, prev map[string]string
 	turned    time.Time
@@ -166,23 +179,30 @@ func NewMemoryClaims(max int) KeyClaims {
 	if max <= 0 {
 		max = 1_000_000
 	}
-	return &memoryClaims{max: max, now: time.Now, cur: map[string]string{}, prev: map[string]string{}, turned: time.Now()}
+	c := &memoryClaims{seed: maphash.MakeSeed(), now: time.Now}
+	c.max = max/len(c.shards) + 1
+	for i := range c.shards {
+		c.shards[i] = claimShard{cur: map[string]string{}, prev: map[string]string{}, turned: c.now()}
+	}
+	return c
 }
 
 func (c *memoryClaims) Claim(_ context.Context, userID, key, fp string) (string, error) {
 	k := userID + "\x00" + key
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := c.now(); now.Sub(c.turned) > persistence.IdemTTL || len(c.cur) >= c.max {
-		c.prev, c.cur, c.turned = c.cur, make(map[string]string), now
+	sh := &c.shards[maphash.String(c.seed, k)%uint64(len(c.shards))]
+	now := c.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now.Sub(sh.turned) > persistence.IdemTTL || len(sh.cur) >= c.max {
+		sh.prev, sh.cur, sh.turned = sh.cur, make(map[string]string), now
 	}
-	if v, ok := c.cur[k]; ok {
+	if v, ok := sh.cur[k]; ok {
 		return v, nil
 	}
-	if v, ok := c.prev[k]; ok {
+	if v, ok := sh.prev[k]; ok {
 		return v, nil
 	}
-	c.cur[k] = fp
+	sh.cur[k] = fp
 	return "", nil
 }
 

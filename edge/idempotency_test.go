@@ -36,14 +36,14 @@ func TestIdempotencyKeyGeneric(t *testing.T) {
 		wantType   string
 	}{
 		{"same key, another body", header(anaTok, "k1"), `{"id":"prv-ana2","name":"Ana"}`, 422, "/problems/idempotency-conflict"},
-		{"same key, another route", header(anaTok, "k1"), `{"name":"x","scopes":["holds:read"]}`, 422, "/problems/idempotency-conflict"},
+		{"same key, another route", header(anaTok, "k1"), `{"name":"x","owner_id":"` + ana + `"}`, 422, "/problems/idempotency-conflict"},
 		{"another user's key is theirs", header(bobTok, "k1"), `{"id":"prv-bob","name":"Bob"}`, 201, ""},
 		{"a 4xx is kept as well", header(anaTok, "k2"), `{"id":"prv-ana","name":"Ana"}`, 409, "/problems/conflict"},
 	}
 	for _, tt := range tests {
 		path := "/v1/admin/providers"
-		if strings.Contains(tt.body, "scopes") {
-			path = "/v1/api-keys"
+		if strings.Contains(tt.body, "owner_id") {
+			path = "/v1/admin/listings"
 		}
 		w, p := serve(s, "POST", path, tt.header, tt.body)
 		if w.Code != tt.wantStatus || (tt.wantType != "" && (p == nil || p.Type != tt.wantType)) {

@@ -11,23 +11,38 @@ import (
 // no caching (GETs of the catalog override it with an ETag).
 func (s *Server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The values are shared, read-only slices: no allocation per answer
+		// (handlers that change one Set a new slice).
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-site")
-		// The API answers JSON: nothing in it may run or load anything. The
-		// docs page overrides this with its own (scripts and styles from
-		// this origin only).
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+		for _, kv := range securityHeaders {
+			h[kv.name] = kv.value
+		}
 		if r.TLS != nil || s.cfg.BehindTLS {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+type headerValue struct {
+	name  string // canonical
+	value []string
+}
+
+var (
+	securityHeaders = []headerValue{
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"Cache-Control", []string{"no-store"}},
+		{"X-Frame-Options", []string{"DENY"}},
+		{"Referrer-Policy", []string{"no-referrer"}},
+		{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+		{"Cross-Origin-Resource-Policy", []string{"same-site"}},
+		// The API answers JSON: nothing in it may run or load anything. The
+		// docs page and the dashboard set their own.
+		{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"}},
+	}
+	hsts = []string{"max-age=63072000; includeSubDomains"}
+)
 
 // cors answers cross-origin requests from the allow-list only: the
 // preflight (OPTIONS with Access-Control-Request-Method) gets the methods

@@ -212,7 +212,9 @@ func (s *Server) routes() {
 	add("PATCH /v1/admin/listings/{id}", accessProvider, ClassDefault, scopeCatalogWrite, false, s.handleUpdateListing)
 	add("POST /v1/admin/listings/{id}/resources", accessProvider, ClassDefault, scopeCatalogWrite, true, s.handleCreateResource)
 
-	add("POST /v1/api-keys", accessProviderToken, ClassDefault, "", true, s.handleCreateAPIKey)
+	// Not under the generic Idempotency-Key handling: its answer carries the
+	// key's secret, which must not be kept anywhere (a replay would need it).
+	add("POST /v1/api-keys", accessProviderToken, ClassDefault, "", false, s.handleCreateAPIKey)
 	add("GET /v1/api-keys", accessProviderToken, ClassDefault, "", false, s.handleListAPIKeys)
 	add("DELETE /v1/api-keys/{id}", accessProviderToken, ClassDefault, "", false, s.handleRevokeAPIKey)
 

@@ -80,7 +80,7 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 		"--shutdown-timeout", bookdShutdownTimeout.String(),
 		// One customer makes every request: the limiter stays on the
 		// measured path, with a limit the sale never reaches.
-		"--rate-limit", "default=1000000000/1m,holds=1000000000/1m")
+		"--rate-limit", "default=100000000/1h,holds=100000000/1h")
 	cmd.Env = withoutBookdEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childProcAttr()

@@ -193,8 +193,8 @@ func TestRateLimitSharedByRedis(t *testing.T) {
 }
 
 // TestHoldIdempotencyClaims: every Idempotency-Key case of POST /v1/holds
-// on a real node, with the claims in memory (embedded), in PostgreSQL and
-// in Redis: the same key and body give the same hold, another body on the
+// on a real node, with the claims in memory (on SQLite and on PostgreSQL)
+// and in Redis: the same key and body give the same hold, another body on the
 // same resource (the actor's fingerprint) or on another resource (the
 // claim) is 422. (A key in flight, 409, needs a batch held back: the
 // resource actor's TestPlaceInFlight; keys per user: TestOwnership.)

@@ -184,7 +184,7 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	go func() { defer close(swept); sweeper.Run(sweepCtx) }()
 	defer func() { stopSweep(); <-swept }()
 
-	ecfg, closeEdge, err := s.edgeConfig(store, log)
+	ecfg, closeEdge, err := s.edgeConfig(log)
 	if err != nil {
 		return err
 	}
