@@ -31,7 +31,27 @@ type testCluster struct {
 	extra  []string // flags every node gets
 	mu     sync.Mutex
 	nodes  []*clusterNode
+	// client sends the tokens of the customer (and, under /v1/admin, the
+	// admin) that every node shares through the database.
 	client *http.Client
+	auth   *procAuth
+	tokens nodeTokens // once signed in
+}
+
+// signIn gives the requests for n's address the cluster's tokens, signing
+// the customer and the admin in through n the first time.
+func (c *testCluster) signIn(t *testing.T, n *clusterNode) {
+	t.Helper()
+	c.mu.Lock()
+	toks := c.tokens
+	c.mu.Unlock()
+	if toks.customer == "" {
+		toks = nodeTokens{customer: c.auth.login(t, n.http, processCustomer, true), admin: c.auth.login(t, n.http, "admin@example.com", false)}
+		c.mu.Lock()
+		c.tokens = toks
+		c.mu.Unlock()
+	}
+	c.auth.set(n.http, toks)
 }
 
 // clusterNode is one node's addresses and its current process (nil when
@@ -52,10 +72,12 @@ func (n *clusterNode) base() string { return "http://" + n.http }
 // node.
 func newTestCluster(t *testing.T, n int, extra ...string) *testCluster {
 	t.Helper()
+	auth := &procAuth{next: &http.Transport{MaxIdleConnsPerHost: 64}, tokens: map[string]nodeTokens{}}
 	c := &testCluster{
 		t: t, dbURL: testserver.DatabaseT(t), redis: testserver.RedisT(t).URL(), extra: extra,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		client: &http.Client{Timeout: 30 * time.Second, Transport: auth}, auth: auth,
 	}
+	createAdmin(t, "--postgres", c.dbURL)
 	t.Cleanup(c.client.CloseIdleConnections)
 	for range n {
 		c.addNode(t)
@@ -105,8 +127,8 @@ func (c *testCluster) running() []*clusterNode {
 func (c *testCluster) start(t *testing.T, n *clusterNode) {
 	t.Helper()
 	_, aport, _ := strings.Cut(n.actor, ":")
-	args := []string{"serve", "--postgres", c.dbURL, "--redis", c.redis, "--demo=false", "--log-level", "warn",
-		"--http", n.http, "--gossip-addr", n.gossip, "--actor-host", "127.0.0.1", "--actor-port", aport}
+	args := append([]string{"serve", "--postgres", c.dbURL, "--redis", c.redis, "--demo=false", "--log-level", "warn",
+		"--http", n.http, "--gossip-addr", n.gossip, "--actor-host", "127.0.0.1", "--actor-port", aport}, testServeFlags...)
 	if seeds := c.seeds(n); len(seeds) > 0 {
 		args = append(args, "--join", strings.Join(seeds, ","))
 	}
@@ -143,6 +165,7 @@ func (c *testCluster) start(t *testing.T, n *clusterNode) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				c.signIn(t, n)
 				return
 			}
 		}

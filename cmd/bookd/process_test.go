@@ -65,20 +65,32 @@ type proc struct {
 	done chan error
 }
 
+// testServeFlags are the flags of every bookd the tests start: cheap
+// password hashes, and no rate limits (the tests make many requests from
+// one client on purpose; the limits have tests of their own).
+var testServeFlags = []string{"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1",
+	"--rate-limit", "default=off,holds=off,login=off"}
+
+// createAdmin runs `bookd admin create` for admin@example.com with
+// testPassword on the store named by storeArgs (--data or --postgres),
+// once per store: a restart over the same store finds it.
+func createAdmin(t *testing.T, storeArgs ...string) {
+	t.Helper()
+	admin := exec.Command(bookdBinary(t), append([]string{"admin", "create", "--email", "admin@example.com",
+		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}, storeArgs...)...)
+	admin.Stdin = strings.NewReader(testPassword + "\n")
+	if out, err := admin.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists already") {
+		t.Fatalf("bookd admin create: %v\n%s", err, out)
+	}
+}
+
 // startBookd starts `bookd serve` on a free loopback port with data in dir
 // and waits until /readyz answers 200.
 func startBookd(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
-	// The admin, once per store: a restart over the same store finds it.
-	admin := exec.Command(bookdBinary(t), append([]string{"admin", "create", "--email", "admin@example.com", "--data", dir,
-		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}, postgresArgs(extra)...)...)
-	admin.Stdin = strings.NewReader(testPassword + "\n")
-	if out, err := admin.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists already") {
-		t.Fatalf("bookd admin create: %v\n%s", err, out)
-	}
-	args := append([]string{"serve", "--data", dir, "--log-level", "warn",
-		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1", "--rate-limit", "default=off,holds=off,login=off"}, extra...)
+	createAdmin(t, append([]string{"--data", dir}, postgresArgs(extra)...)...)
+	args := append(append([]string{"serve", "--data", dir, "--log-level", "warn"}, testServeFlags...), extra...)
 	cmd := exec.Command(bookdBinary(t), args...)
 	cmd.Env = append(os.Environ(), "BOOKD_HTTP="+addr) // the flag's environment twin
 	p := &proc{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
