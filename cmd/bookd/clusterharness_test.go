@@ -25,12 +25,12 @@ import (
 // killed (SIGKILL), stopped (SIGTERM) and started again on its addresses;
 // a start is always a new member.
 type testCluster struct {
-	t      *testing.T
-	dbURL  string
-	redis  string
-	extra  []string // flags every node gets
-	mu     sync.Mutex
-	nodes  []*clusterNode
+	t     *testing.T
+	dbURL string
+	redis string
+	extra []string // flags every node gets
+	mu    sync.Mutex
+	nodes []*clusterNode
 	// client sends the tokens of the customer (and, under /v1/admin, the
 	// admin) that every node shares through the database.
 	client *http.Client
