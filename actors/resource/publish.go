@@ -63,7 +63,7 @@ func (c *change) record(st *state, ev *bookdv1.Event) {
 }
 
 // holdOwner is the user a hold belongs to ("" for none).
-func holdOwner(h *bookdv1.Hold) string { return "" }
+func holdOwner(h *bookdv1.Hold) string { return h.GetOwner() }
 
 // publish sends the availability change of committed batch b to its
 // topics. It never blocks: the bus queues or drops (and then makes the

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"errors"
+	"slices"
 	"fmt"
 	"sync"
 	"testing"
@@ -177,5 +178,40 @@ func TestPublishNewEpochAfterReload(t *testing.T) {
 	}
 	if got[1].GetPrevSeq() != 1 || got[1].GetSeq() != 2 || got[1].GetSlots()[0].GetHeld() != 3 {
 		t.Errorf("second change = %v, want seq 1..2 with 3 held", got[1])
+	}
+}
+
+// TestPublishUserTopic: each owner's topic carries the changes of its own
+// holds, and only those, without the slots (they say nothing about others).
+func TestPublishUserTopic(t *testing.T) {
+	e := sharedEnv(t)
+	id := e.addResource(t, "res-owners", persistence.SlotNight, 5, 10*time.Minute)
+	ann, bob := watch(t, UserTopic("u-ann")), watch(t, UserTopic("u-bob"))
+	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "a1", From: night(0), To: night(1), Quantity: 1, Owner: "u-ann"})
+	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "b1", From: night(0), To: night(1), Quantity: 1, Owner: "u-bob"})
+	e.mustHold(t, id, &bookdv1.ConfirmHold{HoldId: "a1", Owner: "u-ann"})
+
+	annSaw := ann.upTo(t, 3)
+	var statuses []bookdv1.HoldStatus
+	for _, c := range annSaw {
+		if len(c.GetSlots()) != 0 {
+			t.Errorf("a change on u-ann's topic carries slots %v, want none", c.GetSlots())
+		}
+		for _, h := range c.GetHolds() {
+			if h.GetOwner() != "u-ann" || h.GetHoldId() != "a1" {
+				t.Errorf("u-ann's topic carries hold %s of %q", h.GetHoldId(), h.GetOwner())
+			}
+			statuses = append(statuses, h.GetStatus())
+		}
+	}
+	if want := []bookdv1.HoldStatus{bookdv1.HoldStatus_HOLD_STATUS_HELD, bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED}; !slices.Equal(statuses, want) {
+		t.Errorf("u-ann saw her hold go %v, want %v", statuses, want)
+	}
+	for _, c := range bob.upTo(t, 2) {
+		for _, h := range c.GetHolds() {
+			if h.GetOwner() != "u-bob" || h.GetHoldId() != "b1" {
+				t.Errorf("u-bob's topic carries hold %s of %q", h.GetHoldId(), h.GetOwner())
+			}
+		}
 	}
 }
