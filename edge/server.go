@@ -172,9 +172,10 @@ func New(cfg Config, store persistence.Store, actors Actors) (*Server, error) {
 
 // routes is the route table: every route with who may use it, its rate
 // limit class, the API key scope it needs and whether the generic
-// Idempotency-Key handling applies. /livez, /readyz and /v1/cluster are
-// operational and open, like the catalog reads; everything else needs a
-// principal.
+// Idempotency-Key handling applies. /livez and /readyz are operational and
+// open, like the catalog reads, the live availability (/v1/ws) and the
+// pages; /v1/cluster shows the nodes' addresses and is for admins;
+// everything else needs a principal.
 func (s *Server) routes() {
 	add := func(pattern string, a access, class, scope string, idem bool, h http.HandlerFunc) {
 		s.routeTable = append(s.routeTable, &route{pattern: pattern, access: a, class: class, scope: scope, idem: idem, h: h})
@@ -183,7 +184,7 @@ func (s *Server) routes() {
 	pub("GET /livez", s.handleLivez)
 	pub("GET /readyz", s.handleReadyz)
 	pub("GET /problems/{slug}", s.handleProblemDoc)
-	pub("GET /v1/cluster", s.handleCluster)
+	add("GET /v1/cluster", accessAdmin, ClassDefault, "", false, s.handleCluster)
 	pub("GET /v1/ws", s.handleWS)
 	pub("GET /dashboard", s.handleDashboard)
 	pub("GET /dashboard/{file}", s.handleDashboardFile)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,18 +22,20 @@ type ClusterCmd struct {
 	Stdout, Stderr io.Writer
 
 	Target  string
+	Token   string // an admin's access token: /v1/cluster is for admins
 	Timeout time.Duration
 }
 
 // Run runs `bookd cluster <subcommand>`.
 func (c *ClusterCmd) Run(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "status" {
-		fmt.Fprintln(c.Stderr, "Usage: bookd cluster status [--target URL]")
+		fmt.Fprintln(c.Stderr, "Usage: bookd cluster status [--target URL] [--token TOKEN]")
 		return flag.ErrHelp
 	}
 	fs := flag.NewFlagSet("cluster status", flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
 	fs.StringVar(&c.Target, "target", "http://127.0.0.1:3000", "base URL of any node's API")
+	fs.StringVar(&c.Token, "token", os.Getenv("BOOKD_TOKEN"), "an admin's access token (default $BOOKD_TOKEN)")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Second, "how long to wait for the node")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -40,20 +43,25 @@ func (c *ClusterCmd) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("cluster status: unexpected argument %q", fs.Arg(0))
 	}
-	st, err := fetchClusterStatus(ctx, c.Target, c.Timeout)
+	st, err := fetchClusterStatus(ctx, c.Target, c.Token, c.Timeout)
 	if err != nil {
 		return err
 	}
 	return printClusterStatus(c.Stdout, st)
 }
 
-func fetchClusterStatus(ctx context.Context, target string, timeout time.Duration) (cluster.Status, error) {
+// fetchClusterStatus reads GET /v1/cluster at target with an admin's
+// access token (none when token is empty).
+func fetchClusterStatus(ctx context.Context, target, token string, timeout time.Duration) (cluster.Status, error) {
 	var st cluster.Status
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(target, "/")+"/v1/cluster", nil)
 	if err != nil {
 		return st, fmt.Errorf("--target: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

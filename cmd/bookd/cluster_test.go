@@ -71,7 +71,7 @@ func TestClusterSpread(t *testing.T) {
 
 	// The status table names every member from any node.
 	var out strings.Builder
-	if err := (&ClusterCmd{Stdout: &out, Stderr: &out}).Run(t.Context(), []string{"status", "--target", nodes[0].base()}); err != nil {
+	if err := (&ClusterCmd{Stdout: &out, Stderr: &out}).Run(t.Context(), []string{"status", "--target", nodes[0].base(), "--token", c.tokens.admin}); err != nil {
 		t.Fatalf("bookd cluster status: %v\n%s", err, out.String())
 	}
 	for _, n := range nodes {

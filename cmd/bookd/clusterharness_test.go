@@ -193,7 +193,10 @@ func (c *testCluster) stop(t *testing.T, n *clusterNode, sig syscall.Signal) err
 
 // status reads n's view of the cluster.
 func (c *testCluster) status(n *clusterNode) (cluster.Status, error) {
-	return fetchClusterStatus(context.Background(), n.base(), 5*time.Second)
+	c.mu.Lock()
+	admin := c.tokens.admin
+	c.mu.Unlock()
+	return fetchClusterStatus(context.Background(), n.base(), admin, 5*time.Second)
 }
 
 // waitMembers waits until every running node sees want live members, all

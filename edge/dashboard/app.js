@@ -208,15 +208,35 @@ async function pick(id) {
 
 // ---- cluster --------------------------------------------------------------
 
+// GET /v1/cluster is for admins: the page asks for an admin's access token
+// and keeps it for this tab only (sessionStorage).
+async function loadCluster() {
+  const token = sessionStorage.getItem("bookd-admin-token");
+  const resp = await fetch("/v1/cluster", token ? { headers: { Authorization: "Bearer " + token } } : {});
+  const denied = resp.status === 401 || resp.status === 403;
+  $("admin-form").hidden = !denied;
+  if (denied) {
+    $("nodes").innerHTML = "";
+    $("cluster-note").textContent = resp.status === 403 ? "This token is not an admin's." : "Sign in as an admin to see the cluster.";
+    return;
+  }
+  $("cluster-note").textContent = "";
+  if (resp.ok) renderCluster(await resp.json());
+}
+
 async function pollCluster() {
   if (!$("panel-cluster").hidden) {
-    try {
-      const resp = await fetch("/v1/cluster");
-      if (resp.ok) renderCluster(await resp.json());
-    } catch { /* next round */ }
+    try { await loadCluster(); } catch { /* next round */ }
   }
   setTimeout(pollCluster, 2000);
 }
+
+$("admin-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  sessionStorage.setItem("bookd-admin-token", $("admin-token").value.trim());
+  $("admin-token").value = "";
+  loadCluster().catch(() => {});
+});
 
 function renderCluster(st) {
   const most = Math.max(1, ...st.members.map((m) => m.active));
@@ -239,7 +259,7 @@ for (const b of document.querySelectorAll(".tab")) {
       o.setAttribute("aria-selected", o === b);
       $("panel-" + o.dataset.panel).hidden = o !== b;
     }
-    if (b.dataset.panel === "cluster") fetch("/v1/cluster").then((r) => r.json()).then(renderCluster).catch(() => {});
+    if (b.dataset.panel === "cluster") loadCluster().catch(() => {});
   });
 }
 $("listing").addEventListener("change", (e) => pick(e.target.value));
