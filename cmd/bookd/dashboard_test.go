@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,5 +84,23 @@ func TestDashboardShowsHoldLive(t *testing.T) {
 	t.Logf("screenshot: %s", path)
 	if !shown {
 		t.Errorf("the dashboard did not show hold %s (3 held, 17 free on %s) within a second", hold.ID, day)
+	}
+
+	// The cluster view is for admins: without a token it asks for one;
+	// with the admin's it shows this node and its activations.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.ID("tab-cluster")), chromedp.WaitVisible(chromedp.ID("admin-form"))); err != nil {
+		t.Fatalf("the cluster tab without a token did not ask for an admin token: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("admin-token"), n.admin), chromedp.Click(chromedp.CSS("#admin-form button"))); err != nil {
+		t.Fatalf("give the cluster tab the admin's token: %v", err)
+	}
+	// The view is drawn again every 2 s, so poll the page for it.
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`new Promise((ok) => { const end = Date.now() + 10000; (function poll() {
+		const n = document.querySelector(".node.self");
+		if (n && document.getElementById("admin-form").hidden) return ok(n.textContent);
+		if (Date.now() > end) return ok("");
+		setTimeout(poll, 50); })(); })`, chromedp.EvalAwaitPromise))
+	if err != nil || !strings.Contains(text, "this node") || !strings.Contains(text, "resources") {
+		t.Errorf("the cluster view with the admin's token shows %q (%v), want this node with its active resources", text, err)
 	}
 }
