@@ -2,8 +2,8 @@ package resource
 
 import (
 	"errors"
-	"slices"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
