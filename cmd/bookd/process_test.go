@@ -108,7 +108,11 @@ func startBookd(t *testing.T, dir string, extra ...string) *proc {
 			t.Logf("bookd logs:\n%s", p.logs.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	// As long as the cluster harness waits: a -race binary on two busy
+	// cores can take a while.
+	const readyWithin = 60 * time.Second
+	deadline := time.Now().Add(readyWithin)
+	last := "no answer yet"
 	for {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err == nil {
@@ -117,6 +121,9 @@ func startBookd(t *testing.T, dir string, extra ...string) *proc {
 				processAuth.signIn(t, addr)
 				return p
 			}
+			last = resp.Status
+		} else {
+			last = err.Error()
 		}
 		select {
 		case err := <-p.done:
@@ -124,7 +131,13 @@ func startBookd(t *testing.T, dir string, extra ...string) *proc {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("bookd not ready after 30s\n%s", p.logs.String())
+			// A goroutine dump shows where it is stuck.
+			_ = cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(5 * time.Second):
+			}
+			t.Fatalf("bookd not ready after %v (last /readyz: %s); its goroutines:\n%s", readyWithin, last, p.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
