@@ -298,6 +298,12 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("request 101 = %d %s Retry-After %q, want 429 rate-limited, Retry-After 1", w.Code, w.Body, w.Header().Get("Retry-After"))
 		}
 	}
+	// The health probes are not limited, also for a client over its budget.
+	for _, path := range []string{"/livez", "/readyz"} {
+		if w, _ := serve(s, "GET", path, nil, ""); w.Code == 429 || w.Header().Get("RateLimit-Limit") != "" {
+			t.Errorf("GET %s over the budget = %d, RateLimit-Limit %q; want no rate limit on a health probe", path, w.Code, w.Header().Get("RateLimit-Limit"))
+		}
+	}
 	// Another client (address) has its own budget; login is stricter.
 	js := http.Header{"Content-Type": {"application/json"}}
 	for i := 1; i <= 11; i++ {

@@ -64,7 +64,8 @@ func (rt *route) authorize(p *Principal) *Problem {
 }
 
 // guard runs a route's policy before its handler: authentication, the rate
-// limit (per user when signed in, per address when not), authorization and,
+// limit (per user when signed in, per address when not; none for a route
+// without a class, the health probes), authorization and,
 // where it applies, the Idempotency-Key handling.
 func (s *Server) guard(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +74,7 @@ func (s *Server) guard(rt *route) http.Handler {
 		if p != nil {
 			key = "user:" + p.UserID
 		}
-		if !s.rateLimit(w, r, rt.class, key) {
+		if rt.class != "" && !s.rateLimit(w, r, rt.class, key) {
 			return
 		}
 		if prob != nil {

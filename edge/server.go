@@ -181,8 +181,10 @@ func (s *Server) routes() {
 		s.routeTable = append(s.routeTable, &route{pattern: pattern, access: a, class: class, scope: scope, idem: idem, h: h})
 	}
 	pub := func(pattern string, h http.HandlerFunc) { add(pattern, accessPublic, ClassDefault, "", false, h) }
-	pub("GET /livez", s.handleLivez)
-	pub("GET /readyz", s.handleReadyz)
+	// Health probes are not rate limited: a load balancer's or the
+	// orchestrator's checks from one address must never read as a dead node.
+	add("GET /livez", accessPublic, "", "", false, s.handleLivez)
+	add("GET /readyz", accessPublic, "", "", false, s.handleReadyz)
 	pub("GET /problems/{slug}", s.handleProblemDoc)
 	add("GET /v1/cluster", accessAdmin, ClassDefault, "", false, s.handleCluster)
 	pub("GET /v1/ws", s.handleWS)
