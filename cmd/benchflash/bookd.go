@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/bookd/bookd/persistence/testserver"
 )
 
 // bookdNode is a `bookd serve --postgres` process of modes a and b, on a
@@ -51,7 +53,7 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -253,14 +255,4 @@ func (n *bookdNode) post(ctx context.Context, path, body string, status int, out
 		return json.Unmarshal(b, out)
 	}
 	return nil
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -51,7 +51,7 @@ func (c *testCluster) signIn(t *testing.T, n *clusterNode) {
 		c.tokens = toks
 		c.mu.Unlock()
 	}
-	c.auth.set(n.http, toks)
+	c.auth.set(t, n.http, toks)
 }
 
 // clusterNode is one node's addresses and its current process (nil when

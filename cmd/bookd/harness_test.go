@@ -88,7 +88,7 @@ func startNode(t *testing.T, args ...string) *testNode {
 	n.admin = n.login(t, "admin@example.com", testPassword)
 	n.customer = n.newCustomer(t)
 	// Plain clients (without a Transport of their own) get these too.
-	processAuth.set(strings.TrimPrefix(n.base, "http://"), nodeTokens{customer: n.customer, admin: n.admin})
+	processAuth.set(t, strings.TrimPrefix(n.base, "http://"), nodeTokens{customer: n.customer, admin: n.admin})
 	return n
 }
 

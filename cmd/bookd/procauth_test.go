@@ -33,11 +33,19 @@ var processAuth = func() *procAuth {
 	return a
 }()
 
-// set makes the requests to addr carry tokens.
-func (a *procAuth) set(addr string, tokens nodeTokens) {
+// set makes the requests to addr carry tokens until t ends: the port may
+// later be another node's, which would refuse them (401, even on /readyz).
+func (a *procAuth) set(t *testing.T, addr string, tokens nodeTokens) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.tokens[addr] = tokens
+	t.Cleanup(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.tokens[addr] == tokens {
+			delete(a.tokens, addr)
+		}
+	})
 }
 
 func (a *procAuth) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -63,7 +71,7 @@ const processCustomer = "process-customer@example.com"
 // `bookd admin create`), and remembers their tokens for addr.
 func (a *procAuth) signIn(t *testing.T, addr string) {
 	t.Helper()
-	a.set(addr, nodeTokens{customer: a.login(t, addr, processCustomer, true), admin: a.login(t, addr, "admin@example.com", false)})
+	a.set(t, addr, nodeTokens{customer: a.login(t, addr, processCustomer, true), admin: a.login(t, addr, "admin@example.com", false)})
 }
 
 func (a *procAuth) login(t *testing.T, addr, email string, register bool) string {

@@ -89,9 +89,6 @@ func createAdmin(t *testing.T, storeArgs ...string) {
 func startBookd(t *testing.T, dir string, extra ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
-	// The port may have been an earlier test's node: forget its tokens,
-	// which this node would refuse (401) even on /readyz.
-	processAuth.set(addr, nodeTokens{})
 	createAdmin(t, append([]string{"--data", dir}, postgresArgs(extra)...)...)
 	args := append(append([]string{"serve", "--data", dir, "--log-level", "warn"}, testServeFlags...), extra...)
 	cmd := exec.Command(bookdBinary(t), args...)

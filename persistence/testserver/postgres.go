@@ -160,7 +160,7 @@ func (p *Postgres) start(cfg postgresConfig) error {
 
 	var err error
 	for range startAttempts {
-		if p.port, err = freePort(); err != nil {
+		if p.port, err = FreePort(); err != nil {
 			return err
 		}
 		if err := appendFile(filepath.Join(p.dataDir(), "postgresql.conf"), fmt.Sprintf("port = %d\n", p.port)); err != nil {

@@ -66,7 +66,7 @@ func StartRedis(dir string) (*Redis, error) {
 
 // startRedis makes one attempt; retry is true when the port was taken.
 func startRedis(bin, dir string) (r *Redis, retry bool, err error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, false, err
 	}

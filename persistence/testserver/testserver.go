@@ -67,10 +67,10 @@ func Main(m *testing.M) int {
 	return code
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
 // server that takes it may still lose it to another process; the Start
 // functions then retry with another port.
-func freePort() (int, error) {
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
