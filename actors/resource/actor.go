@@ -503,7 +503,7 @@ func (a *Actor) failAll(ctx actor.Context, why string) {
 // passivate stops an idle actor unless it has work left: held holds to
 // expire on time, a write or a snapshot in flight.
 func (a *Actor) passivate(ctx actor.Context) {
-	if a.stopping || a.inflight != nil || len(a.pending) > 0 || a.snapshotting != nil {
+	if a.stopping || a.busy() {
 		return
 	}
 	if a.st != nil && a.broken == nil {
@@ -515,10 +515,15 @@ func (a *Actor) passivate(ctx actor.Context) {
 	a.stop(ctx)
 }
 
-// maybeStop finishes a drain once nothing is left to commit and no
-// snapshot is being saved.
+// busy reports whether the actor has writes to finish: a batch in flight
+// or pending, or a snapshot being saved.
+func (a *Actor) busy() bool {
+	return a.inflight != nil || len(a.pending) > 0 || a.snapshotting != nil
+}
+
+// maybeStop finishes a drain once the actor is not busy.
 func (a *Actor) maybeStop(ctx actor.Context) {
-	if !a.draining || a.inflight != nil || len(a.pending) > 0 || a.snapshotting != nil {
+	if !a.draining || a.busy() {
 		return
 	}
 	a.stop(ctx)
