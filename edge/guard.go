@@ -70,12 +70,14 @@ func (rt *route) authorize(p *Principal) *Problem {
 func (s *Server) guard(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, prob := s.authenticate(r)
-		key := "ip:" + clientIP(r)
-		if p != nil {
-			key = "user:" + p.UserID
-		}
-		if rt.class != "" && !s.rateLimit(w, r, rt.class, key) {
-			return
+		if limit := s.classLimit(rt.class); limit.rate.Limit > 0 {
+			key := limit.prefix + "ip:" + clientIP(r)
+			if p != nil {
+				key = limit.prefix + "user:" + p.UserID
+			}
+			if !s.rateLimit(w, r, limit, key) {
+				return
+			}
 		}
 		if prob != nil {
 			writeProblem(w, r, prob)
@@ -96,28 +98,57 @@ func (s *Server) guard(rt *route) http.Handler {
 	})
 }
 
-// rateLimit takes one request of key in class and reports whether it may
-// go on; when not, it has answered 429. Every answer carries the
-// RateLimit-* headers. A limiter that fails lets the request through (and
-// logs): the limit protects the service, it must not take it down.
-func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, class, key string) bool {
+// classLimit is a route class's rate, with what its answers say of it.
+type classLimit struct {
+	class  string
+	rate   Rate     // Limit 0: none (a route without a class, or "off")
+	prefix string   // of the limiter's keys: the class and a colon
+	limit  []string // the RateLimit-Limit value
+	policy []string // the RateLimit-Policy value
+}
+
+// classLimit returns class's limit, formatted once per class and rate.
+func (s *Server) classLimit(class string) classLimit {
+	if class == "" {
+		return classLimit{}
+	}
 	rate, ok := s.cfg.RateLimits[class]
 	if !ok {
 		rate = s.cfg.RateLimits[ClassDefault]
 	}
-	if rate.Limit == 0 {
-		return true
+	type key struct {
+		class string
+		rate  Rate
 	}
-	d, err := s.cfg.Limiter.Allow(r.Context(), class+":"+key, rate)
+	if cl, ok := s.classLimits.Load(key{class, rate}); ok {
+		return cl.(classLimit)
+	}
+	cl := classLimit{class: class, rate: rate, prefix: class + ":",
+		limit:  []string{strconv.Itoa(rate.Limit)},
+		policy: []string{strconv.Itoa(rate.Limit) + ";w=" + strconv.Itoa(ceilSeconds(rate.Period))}}
+	s.classLimits.Store(key{class, rate}, cl)
+	return cl
+}
+
+// rateLimit takes one request of key (which starts with the class) and
+// reports whether it may go on; when not, it has answered 429. Every answer
+// carries the RateLimit-* headers. A limiter that fails lets the request
+// through (and logs): the limit protects the service, it must not take it
+// down.
+func (s *Server) rateLimit(w http.ResponseWriter, r *http.Request, cl classLimit, key string) bool {
+	rate, class := cl.rate, cl.class
+	d, err := s.cfg.Limiter.Allow(r.Context(), key, rate)
 	if err != nil {
 		s.log.Warn("rate limiter failed; letting the request through", "class", class, "error", err)
 		return true
 	}
+	// The shared values are read-only; the two that change share one array.
 	h := w.Header()
-	h.Set("RateLimit-Limit", strconv.Itoa(rate.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset)))
-	h.Set("RateLimit-Policy", strconv.Itoa(rate.Limit)+";w="+strconv.Itoa(ceilSeconds(rate.Period)))
+	vals := [2]string{strconv.Itoa(d.Remaining), strconv.Itoa(ceilSeconds(d.Reset))}
+	h["Ratelimit-Limit"] = cl.limit
+	h["Ratelimit-Remaining"] = vals[0:1:1]
+	h["Ratelimit-Reset"] = vals[1:2:2]
+	h["Ratelimit-Policy"] = cl.policy
 	if d.Allowed {
 		return true
 	}

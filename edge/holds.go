@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -27,9 +28,11 @@ const maxQuantity = 1_000_000
 // decodeHoldRequest parses and checks a POST /v1/holds body. The slot range
 // is checked by the resource, which knows its slot unit.
 func decodeHoldRequest(body []byte) (HoldRequest, *Problem) {
-	var req HoldRequest
-	if p := unmarshalStrict(body, &req); p != nil {
-		return HoldRequest{}, p
+	req, ok := decodeHoldRequestFast(body)
+	if !ok {
+		if p := unmarshalStrict(body, &req); p != nil {
+			return HoldRequest{}, p
+		}
 	}
 	if p := req.validate(); p != nil {
 		return HoldRequest{}, p
@@ -114,12 +117,13 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
+	// One deadline for the whole request: the key's claim and the resource.
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
 	var fp string
 	if key != "" {
 		fp = idemFingerprint(r, body)
-		ctx, cancel := s.requestContext(r)
 		prev, err := s.cfg.Claims.Claim(ctx, who.UserID, key, fp)
-		cancel()
 		if err != nil {
 			s.log.Error("claim idempotency key", "error", err)
 			p := newProblem(probUnavailable, "the Idempotency-Key could not be checked; retry")
@@ -135,7 +139,7 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 	}
 	holdID := newHoldID(req.ResourceID, key)
 	cmd := &bookdv1.PlaceHold{HoldId: holdID, From: req.From, To: req.To, Quantity: uint32(*req.Quantity), Owner: who.UserID, Fingerprint: fp}
-	reply, p := s.holdCommand(r, req.ResourceID, cmd)
+	reply, p := s.holdCommand(ctx, req.ResourceID, cmd)
 	if p != nil {
 		if p.Status == http.StatusNotFound {
 			// The body named a resource that does not exist.
@@ -145,7 +149,7 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/holds/"+reply.GetHoldId())
-	writeJSON(w, http.StatusCreated, holdJSON(reply))
+	writeHold(w, http.StatusCreated, reply)
 }
 
 // handleHoldAction serves GET /v1/holds/{id} and POST /v1/holds/{id}/confirm
@@ -174,18 +178,18 @@ func (s *Server) handleHoldAction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(probNotFound, "no action %q on holds", r.PathValue("action")))
 		return
 	}
-	reply, p := s.holdCommand(r, resourceID, cmd)
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	reply, p := s.holdCommand(ctx, resourceID, cmd)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
-	writeJSON(w, http.StatusOK, holdJSON(reply))
+	writeHold(w, http.StatusOK, reply)
 }
 
 // holdCommand sends a hold command to its resource and unwraps the reply.
-func (s *Server) holdCommand(r *http.Request, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+func (s *Server) holdCommand(ctx context.Context, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
 	res, err := s.actors.Request(ctx, resourceKind, resourceID, cmd)
 	if err != nil {
 		s.log.Warn("resource request failed", "resource_id", resourceID, "error", err)

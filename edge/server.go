@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -122,6 +123,8 @@ type Server struct {
 	docs       *apiDocs
 	hub        *hub               // nil without a bus
 	wsAuth     TokenAuthenticator // nil: the user topic is refused
+	// classLimits caches classLimit values by class and rate.
+	classLimits sync.Map
 }
 
 // New returns the API over store and actors. It starts not ready: call

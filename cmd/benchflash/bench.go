@@ -148,7 +148,7 @@ func (m *Main) bench(ctx context.Context) (err error) {
 			batchMax = 1
 		}
 		fmt.Fprintf(m.Stderr, "starting bookd %s (--batch-max %d) …\n", md.Name, batchMax)
-		n, err := startBookd(ctx, bin, filepath.Join(work, "bookd-"+md.Key), sys.dbURL, batchMax)
+		n, err := startBookd(ctx, bin, filepath.Join(work, "bookd-"+md.Key), sys.dbURL, batchMax, m.ServeFlags)
 		if n != nil {
 			sys.node = n
 			logs = append(logs, n.LogPath())

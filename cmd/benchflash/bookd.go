@@ -46,10 +46,10 @@ const (
 )
 
 // startBookd starts bin serve on the database dbURL with --batch-max
-// batchMax, in dir (created; its log is dir/bookd.log), and waits until
+// batchMax and the extra flags, in dir (created; its log is dir/bookd.log), and waits until
 // /readyz answers 200. On an error after the process started it returns the
 // node too, for its log; Stop it.
-func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*bookdNode, error) {
+func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int, extra []string) (*bookdNode, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 	if out, err := admin.CombinedOutput(); err != nil && !bytes.Contains(out, []byte("exists already")) {
 		return nil, fmt.Errorf("bookd admin create: %w: %s", err, out)
 	}
-	cmd := exec.Command(bin, "serve",
+	args := []string{"serve",
 		"--postgres", dbURL,
 		"--demo=false",
 		"--batch-max", fmt.Sprint(batchMax),
@@ -82,7 +82,8 @@ func startBookd(ctx context.Context, bin, dir, dbURL string, batchMax int) (*boo
 		"--shutdown-timeout", bookdShutdownTimeout.String(),
 		// One customer makes every request: the limiter stays on the
 		// measured path, with a limit the sale never reaches.
-		"--rate-limit", "default=100000000/1h,holds=100000000/1h")
+		"--rate-limit", "default=100000000/1h,holds=100000000/1h"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	cmd.Env = withoutBookdEnv(os.Environ())
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childProcAttr()

@@ -77,6 +77,9 @@ type Main struct {
 	// answers while loadgen shares its CPUs. Default true.
 	Ceiling bool
 	Bookd   string // a bookd binary to use instead of building one
+	// ServeFlags are extra flags of every `bookd serve` (modes a and b),
+	// such as --debug-addr to profile a run.
+	ServeFlags []string
 	Verbose bool   // copy loadgen's progress lines to Stderr
 
 	// Results holds every run, in the order they ran, once Run returns;
@@ -119,6 +122,13 @@ func (m *Main) flags() *flag.FlagSet {
 	fs.IntVar(&m.RowLockPool, "rowlock-pool", 0, "connections of the row-lock server's pool (0: one per client, at most pgxpool's default max(4, NumCPU))")
 	fs.BoolVar(&m.Ceiling, "ceiling", true, "measure GET /livez on bookd at each client count, the HTTP ceiling of the machine")
 	fs.StringVar(&m.Bookd, "bookd", "", "bookd `binary` to run (default: go build ./cmd/bookd into a temp folder)")
+	fs.Func("serve-flag", "an extra `flag` of bookd serve in modes a and b, such as --serve-flag=--debug-addr=127.0.0.1:6060 to profile (repeatable)", func(s string) error {
+		if !strings.HasPrefix(s, "-") {
+			return fmt.Errorf("%q is not a flag", s)
+		}
+		m.ServeFlags = append(m.ServeFlags, s)
+		return nil
+	})
 	fs.BoolVar(&m.Verbose, "v", false, "show loadgen's progress lines")
 	fs.Usage = func() {
 		fmt.Fprintln(m.Stderr, `Usage: go run ./cmd/benchflash [flags]

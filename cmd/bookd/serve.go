@@ -52,6 +52,8 @@ type Serve struct {
 	ActorTLSCA      string
 	IdleTimeout     time.Duration
 	DrainGrace      time.Duration
+	GCPercent       int
+	DebugAddr       string
 
 	// Security are the flags of accounts, tokens and rate limits (security.go).
 	Security securityFlags
@@ -84,6 +86,8 @@ func (s *Serve) flags() *flag.FlagSet {
 	fs.StringVar(&s.ActorTLSCA, "actor-tls-ca", "", "PEM CA that signed every node's actor TLS certificate")
 	fs.DurationVar(&s.DrainGrace, "drain-grace", 0, "how long a draining node keeps serving after /readyz turns 503, so that load balancers stop sending first (part of --shutdown-timeout)")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 5*time.Minute, "how long a resource actor without held holds may go without a message before it stops (passivation; 0 never)")
+	fs.IntVar(&s.GCPercent, "gc-percent", defaultGCPercent, "the garbage collector's GOGC: heap growth in percent that starts a collection (-1 off); $GOGC wins over the default")
+	fs.StringVar(&s.DebugAddr, "debug-addr", "", "host:port that serves Go's profiler (/debug/pprof/) for operators; keep it on loopback; off when empty")
 	s.Security.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(s.Stderr, "Usage: bookd serve [flags]\n\nEvery flag can also be set by its environment twin, e.g. --batch-max by BOOKD_BATCH_MAX.")
@@ -133,6 +137,14 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	s.tuneGC(fs, log)
+	if s.DebugAddr != "" {
+		stopDebug, err := serveDebug(s.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	if s.Redis != "" {
 		if err := pingRedis(ctx, s.Redis); err != nil {
