@@ -80,7 +80,7 @@ type Main struct {
 	// ServeFlags are extra flags of every `bookd serve` (modes a and b),
 	// such as --debug-addr to profile a run.
 	ServeFlags []string
-	Verbose bool   // copy loadgen's progress lines to Stderr
+	Verbose    bool // copy loadgen's progress lines to Stderr
 
 	// Results holds every run, in the order they ran, once Run returns;
 	// Ceilings the /livez ceiling at each client count, when measured.
