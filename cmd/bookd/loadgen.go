@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,11 @@ func (l *Loadgen) Run(ctx context.Context, args []string) error {
 		}
 		l.Token = tok
 	}
+	r.holdHeader = []string{"Content-Type: application/json"}
+	if l.Token != "" {
+		r.authHeader = []string{"Authorization: Bearer " + l.Token}
+		r.holdHeader = append(r.holdHeader, r.authHeader...)
+	}
 	r.conns = make([]*keepAliveConn, l.Clients)
 	for i := range r.conns {
 		c, err := newKeepAliveConn(r.base, l.Timeout)
@@ -267,6 +273,8 @@ type loadRun struct {
 	runID  string       // makes this run's Idempotency-Keys its own
 	client *http.Client // for the reads of the check
 	conns  []*keepAliveConn
+	// The header lines of every hold and of every confirmation, made once.
+	holdHeader, authHeader []string
 
 	bodies        [][]byte // the POST /v1/holds body of each resource
 	sale          phaseStats
@@ -366,12 +374,9 @@ func (r *loadRun) progress(name string, start time.Time, st *phaseStats, done <-
 func (r *loadRun) hold(ctx context.Context, c *keepAliveConn, i int64) {
 	ri := int(i % int64(len(r.Resources)))
 	rs := &r.perResource[ri]
-	h := []string{"Content-Type: application/json"}
-	if r.Token != "" {
-		h = append(h, "Authorization: Bearer "+r.Token)
-	}
+	h := r.holdHeader
 	if r.Idempotency {
-		h = append(h, fmt.Sprintf("Idempotency-Key: loadgen-%s-%d", r.runID, i))
+		h = append(h[:len(h):len(h)], "Idempotency-Key: loadgen-"+r.runID+"-"+strconv.FormatInt(i, 10))
 	}
 	began := time.Now()
 	status, body, err := c.do(ctx, http.MethodPost, "/v1/holds", h, r.bodies[ri])
@@ -419,11 +424,7 @@ func (r *loadRun) confirm(ctx context.Context, c *keepAliveConn, holdBody []byte
 		r.confirmErrors.Add(1)
 		return
 	}
-	var h []string
-	if r.Token != "" {
-		h = []string{"Authorization: Bearer " + r.Token}
-	}
-	status, _, err := c.do(ctx, http.MethodPost, "/v1/holds/"+url.PathEscape(hold.ID)+"/confirm", h, nil)
+	status, _, err := c.do(ctx, http.MethodPost, "/v1/holds/"+url.PathEscape(hold.ID)+"/confirm", r.authHeader, nil)
 	if err != nil || status != http.StatusOK {
 		r.confirmErrors.Add(1)
 		return

@@ -35,13 +35,14 @@ func (s *Serve) tuneGC(fs *flag.FlagSet, log *slog.Logger) {
 	}
 }
 
-// serveDebug serves Go's profiler on addr (--debug-addr) and returns a
-// function that stops it. The profiler has no authentication: it belongs on
-// loopback or a private operations network, never on the API's address.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
+// serveDebug serves Go's profiler on addr (--debug-addr) and returns the
+// address it listens on and a function that stops it. The profiler has no
+// authentication: it belongs on loopback or a private operations network,
+// never on the API's address.
+func serveDebug(addr string, log *slog.Logger) (bound string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--debug-addr: %w", err)
+		return "", nil, fmt.Errorf("--debug-addr: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -52,7 +53,7 @@ func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("profiler serving", "debug", ln.Addr().String())
-	return func() {
+	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)

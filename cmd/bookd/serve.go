@@ -139,7 +139,7 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	slog.SetDefault(log)
 	s.tuneGC(fs, log)
 	if s.DebugAddr != "" {
-		stopDebug, err := serveDebug(s.DebugAddr, log)
+		_, stopDebug, err := serveDebug(s.DebugAddr, log)
 		if err != nil {
 			return err
 		}
