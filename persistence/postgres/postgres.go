@@ -102,6 +102,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "bookd"
 	}
+	// Plan every statement with the tables as they are now. A pooled
+	// connection otherwise keeps, after five runs, a generic plan made when
+	// the tables were small, such as a sequential scan of events behind
+	// Append's max(seq): on a new database every append then read the whole
+	// journal until the connection was recycled (an hour), its cost growing
+	// with every event. Planning costs tens of microseconds a statement,
+	// paid once per batch.
+	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		// TIMESTAMPTZ values come back in UTC, not in time.Local.
 		conn.TypeMap().RegisterType(&pgtype.Type{

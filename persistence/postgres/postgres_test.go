@@ -483,3 +483,78 @@ func TestQueryExecModes(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendPlansWithTheJournalAsItIs: a pooled connection does not keep a
+// plan of Append made when the journal was empty. With PostgreSQL's default
+// plan cache, after five runs a connection kept a generic plan that read
+// max(seq) by a sequential scan of events, so that on a new database every
+// append read the whole journal until the connection was recycled. The
+// store plans each statement afresh (plan_cache_mode force_custom_plan;
+// the URL may say otherwise).
+func TestAppendPlansWithTheJournalAsItIs(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, testserver.DatabaseT(t), Options{MaxConns: 1}) // one connection runs every statement
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for i := range 10 { // on a journal that is empty
+		if err := s.Append(ctx, persistence.Batch{Stream: "small", ExpectedSeq: uint64(i), Events: [][]byte{{1}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := make([][]byte, 20000)
+	for i := range big {
+		big[i] = []byte{2}
+	}
+	if err := s.Append(ctx, persistence.Batch{Stream: "big", Events: big}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var name string
+	var generic int64
+	if err := conn.QueryRow(ctx, `SELECT name, generic_plans FROM pg_prepared_statements WHERE statement = $1`, appendSQL).Scan(&name, &generic); err != nil {
+		t.Fatalf("the append statement is not prepared on the connection: %v", err)
+	}
+	if generic != 0 {
+		t.Errorf("the append statement ran %d times with a generic plan, want 0", generic)
+	}
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE `+pgx.Identifier{name}.Sanitize()+`('small', 10, ARRAY['\x01'::bytea], NULL, NULL, NULL, false)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, line)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan on events") {
+		t.Errorf("with 20,010 events, Append reads the journal by a sequential scan:\n%s", text)
+	}
+}
+
+// TestPlanCacheModeFromURL: a plan_cache_mode in the URL wins.
+func TestPlanCacheModeFromURL(t *testing.T) {
+	url := testserver.DatabaseT(t)
+	for _, tt := range []struct{ url, want string }{{url, "force_custom_plan"}, {url + "&plan_cache_mode=auto", "auto"}} {
+		s, err := Open(t.Context(), tt.url, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := s.pool.QueryRow(t.Context(), `SHOW plan_cache_mode`).Scan(&got); err != nil || got != tt.want {
+			t.Errorf("Open(%q): plan_cache_mode %q (%v), want %q", tt.url, got, err, tt.want)
+		}
+		_ = s.Close()
+	}
+}
