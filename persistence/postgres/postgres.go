@@ -102,22 +102,32 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "bookd"
 	}
-	// Plan every statement with the tables as they are now. A pooled
-	// connection otherwise keeps, after five runs, a generic plan made when
-	// the tables were small, such as a sequential scan of events behind
-	// Append's max(seq): on a new database every append then read the whole
-	// journal until the connection was recycled (an hour), its cost growing
-	// with every event. Planning costs tens of microseconds a statement,
-	// paid once per batch.
-	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// Plan every statement with the tables as they are now. In pgx's
+	// default mode a pooled connection prepares its statements, and after
+	// five runs PostgreSQL may keep a generic plan made when the tables were
+	// small, such as a sequential scan of events behind Append's max(seq):
+	// on a new database every append then read the whole journal until the
+	// connection was recycled (an hour). Planning costs tens of
+	// microseconds a statement, paid once per batch. It is set after
+	// connecting, not as a startup parameter (which PgBouncer refuses), and
+	// only where statements are prepared and the server's, role's or
+	// URL's setting is the default "auto".
+	customPlans := cfg.ConnConfig.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement
+	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; ok {
+		customPlans = false
 	}
-	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		// TIMESTAMPTZ values come back in UTC, not in time.Local.
 		conn.TypeMap().RegisterType(&pgtype.Type{
 			Name: "timestamptz", OID: pgtype.TimestamptzOID,
 			Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
 		})
+		if customPlans {
+			// current_setting(…, true) is NULL before PostgreSQL 12, which has
+			// no plan cache mode.
+			_, err := conn.Exec(ctx, `SELECT set_config('plan_cache_mode', 'force_custom_plan', false) WHERE current_setting('plan_cache_mode', true) = 'auto'`)
+			return err
+		}
 		return nil
 	}
 	where := fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)

@@ -490,7 +490,7 @@ func TestQueryExecModes(t *testing.T) {
 // max(seq) by a sequential scan of events, so that on a new database every
 // append read the whole journal until the connection was recycled. The
 // store plans each statement afresh (plan_cache_mode force_custom_plan;
-// the URL may say otherwise).
+// see TestPlanCacheMode for where it does not).
 func TestAppendPlansWithTheJournalAsItIs(t *testing.T) {
 	ctx := t.Context()
 	s, err := Open(ctx, testserver.DatabaseT(t), Options{MaxConns: 1}) // one connection runs every statement
@@ -543,18 +543,37 @@ func TestAppendPlansWithTheJournalAsItIs(t *testing.T) {
 	}
 }
 
-// TestPlanCacheModeFromURL: a plan_cache_mode in the URL wins.
-func TestPlanCacheModeFromURL(t *testing.T) {
+// TestPlanCacheMode: the store plans afresh where it prepares statements,
+// and leaves alone a plan_cache_mode the URL or the role chose, and the
+// modes that prepare nothing (PgBouncer's).
+func TestPlanCacheMode(t *testing.T) {
 	url := testserver.DatabaseT(t)
-	for _, tt := range []struct{ url, want string }{{url, "force_custom_plan"}, {url + "&plan_cache_mode=auto", "auto"}} {
-		s, err := Open(t.Context(), tt.url, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		if err := s.pool.QueryRow(t.Context(), `SHOW plan_cache_mode`).Scan(&got); err != nil || got != tt.want {
-			t.Errorf("Open(%q): plan_cache_mode %q (%v), want %q", tt.url, got, err, tt.want)
-		}
-		_ = s.Close()
+	role := testserver.DatabaseT(t)
+	admin := openT(t, role)
+	if _, err := admin.pool.Exec(t.Context(), `ALTER ROLE CURRENT_USER IN DATABASE `+pgx.Identifier{databaseOf(t, admin)}.Sanitize()+` SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
 	}
+	for _, tt := range []struct{ name, url, want string }{
+		{"default", url, "force_custom_plan"},
+		{"url", url + "&plan_cache_mode=auto", "auto"},
+		{"role", role, "force_generic_plan"},
+		{"exec mode", url + "&default_query_exec_mode=exec", "auto"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openT(t, tt.url)
+			var got string
+			if err := s.pool.QueryRow(t.Context(), `SELECT current_setting('plan_cache_mode')`).Scan(&got); err != nil || got != tt.want {
+				t.Errorf("plan_cache_mode %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func databaseOf(t *testing.T, s *Store) string {
+	t.Helper()
+	var name string
+	if err := s.pool.QueryRow(t.Context(), `SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
