@@ -166,9 +166,14 @@ func writeHold(w http.ResponseWriter, status int, h *bookdv1.Hold) {
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
-	*bp = b
-	jsonBufs.Put(bp)
+	if cap(b) <= maxPooledJSON { // a hold with huge fields does not stay pinned
+		*bp = b
+		jsonBufs.Put(bp)
+	}
 }
+
+// maxPooledJSON is the largest buffer writeHold keeps for reuse.
+const maxPooledJSON = 16 << 10
 
 var (
 	jsonBufs        = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

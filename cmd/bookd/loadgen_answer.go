@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 )
 
-// maxAnswer bounds the body of one answer the load generator reads.
-const maxAnswer = 1 << 20
+// maxAnswer bounds the body of one answer the load generator reads;
+// maxInterim the 1xx answers before it (as http.Transport's).
+const (
+	maxAnswer  = 1 << 20
+	maxInterim = 5
+)
 
 // readAnswer reads one HTTP/1.x answer to a request of method from br:
 // its status, its whole body and whether the connection may carry another
@@ -21,7 +24,7 @@ const maxAnswer = 1 << 20
 // refuses what it does not understand, which http.ReadResponse would
 // read differently; FuzzReadAnswer holds it to http.ReadResponse.
 func readAnswer(br *bufio.Reader, method string) (status int, body []byte, keep bool, err error) {
-	for {
+	for interim := 0; ; interim++ {
 		line, err := answerLine(br)
 		if err != nil {
 			return 0, nil, false, err
@@ -35,10 +38,13 @@ func readAnswer(br *bufio.Reader, method string) (status int, body []byte, keep 
 			return 0, nil, false, err
 		}
 		if code >= 100 && code <= 199 {
-			if code == http.StatusSwitchingProtocols {
-				return 0, nil, false, errors.New("the server switched protocols")
+			if code == http.StatusSwitchingProtocols || interim == maxInterim {
+				return 0, nil, false, fmt.Errorf("interim answer %d", code)
 			}
 			continue
+		}
+		if chunked && minor == 0 {
+			return 0, nil, false, errors.New("chunked in an HTTP/1.0 answer")
 		}
 		keep = !closing && (minor == 1 || keepAlive)
 		switch {
@@ -117,6 +123,7 @@ func parseStatusLine(line []byte) (minor, code int, ok bool) {
 // -1 without Content-Length.
 func answerHeaders(br *bufio.Reader) (length int64, chunked, closing, keepAlive bool, err error) {
 	length = -1
+	var lengthText string // the first Content-Length, as sent
 	for {
 		line, err := answerLine(br)
 		if err != nil {
@@ -134,25 +141,67 @@ func answerHeaders(br *bufio.Reader) (length int64, chunked, closing, keepAlive 
 		}
 		name, value := line[:i], bytes.Trim(line[i+1:], " \t")
 		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || value[0] == '+' || (length >= 0 && n != length) {
+		case asciiEqualFold(name, "Content-Length"):
+			if lengthText != "" {
+				if string(value) != lengthText { // as net/http: the same text, or an error
+					return 0, false, false, false, fmt.Errorf("two Content-Lengths, %q and %q", lengthText, value)
+				}
+				continue
+			}
+			n, ok := parseLength(value)
+			if !ok {
 				return 0, false, false, false, fmt.Errorf("bad Content-Length %q", value)
 			}
-			length = n
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			if !bytes.EqualFold(value, []byte("chunked")) || chunked {
+			length, lengthText = n, string(value)
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			if !asciiEqualFold(value, "chunked") || chunked {
 				return 0, false, false, false, fmt.Errorf("unsupported Transfer-Encoding %q", value)
 			}
 			chunked = true
-		case bytes.EqualFold(name, []byte("Connection")):
+		case asciiEqualFold(name, "Connection"):
 			for tok := range bytes.SplitSeq(value, []byte(",")) {
 				tok = bytes.Trim(tok, " \t")
-				closing = closing || bytes.EqualFold(tok, []byte("close"))
-				keepAlive = keepAlive || bytes.EqualFold(tok, []byte("keep-alive"))
+				closing = closing || asciiEqualFold(tok, "close")
+				keepAlive = keepAlive || asciiEqualFold(tok, "keep-alive")
 			}
 		}
 	}
+}
+
+// parseLength reads a Content-Length: decimal digits only, below 2^62.
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// asciiEqualFold reports whether b is s, ignoring ASCII case only (no
+// Unicode folding, which would take "chunKed" with a Kelvin sign).
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // validHeaderName reports whether b is an RFC 9110 token.
@@ -175,15 +224,18 @@ func validHeaderValue(b []byte) bool {
 	return true
 }
 
-// skipTrailer reads the trailer section after a chunked body.
+// skipTrailer reads the end of a chunked body after its last chunk: an
+// empty CRLF line. A load generator takes no trailers, and refuses them.
 func skipTrailer(br *bufio.Reader) error {
-	for {
-		line, err := answerLine(br)
-		if err != nil {
-			return err
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
 		}
-		if len(line) == 0 {
-			return nil
-		}
+		return err
 	}
+	if string(line) != "\r\n" {
+		return fmt.Errorf("a trailer after the chunked body: %q", line)
+	}
+	return nil
 }

@@ -22,12 +22,17 @@ import (
 // near 500 MiB, and the sale's CPU goes to the sale.
 const defaultGCPercent = 400
 
-// tuneGC applies --gc-percent; when the flag was not given, $GOGC (read by
-// the Go runtime itself) wins over the default.
+// tuneGC applies --gc-percent; when neither the flag nor its environment
+// twin was given, a non-empty $GOGC (read by the Go runtime itself) wins
+// over the default. In a container with a memory limit, set GOMEMLIMIT
+// too, so that the collector runs sooner near the limit.
 func (s *Serve) tuneGC(fs *flag.FlagSet, log *slog.Logger) {
 	given := false
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "gc-percent" })
-	if _, env := os.LookupEnv("GOGC"); env && !given {
+	if _, twin := os.LookupEnv(envName("gc-percent")); twin {
+		given = true
+	}
+	if os.Getenv("GOGC") != "" && !given {
 		return
 	}
 	if old := debug.SetGCPercent(s.GCPercent); old != s.GCPercent {
@@ -35,7 +40,9 @@ func (s *Serve) tuneGC(fs *flag.FlagSet, log *slog.Logger) {
 	}
 }
 
-// serveDebug serves Go's profiler on addr (--debug-addr) and returns the
+// serveDebug serves Go's profiler on addr (--debug-addr), on a mux of its
+// own (net/http/pprof also registers on http.DefaultServeMux, which nothing
+// in bookd serves), and returns the
 // address it listens on and a function that stops it. The profiler has no
 // authentication: it belongs on loopback or a private operations network,
 // never on the API's address.
@@ -53,6 +60,9 @@ func serveDebug(addr string, log *slog.Logger) (bound string, stop func(), err e
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("profiler serving", "debug", ln.Addr().String())
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		log.Warn("the profiler listens beyond loopback and has no authentication", "debug", ln.Addr().String())
+	}
 	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

@@ -4,13 +4,15 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
 )
 
 // TestGCPercent: bookd serve sets GOGC to --gc-percent, 400 by default;
-// $GOGC wins over the default but not over the flag.
+// a non-empty $GOGC wins over the default but not over the flag or its
+// environment twin.
 func TestGCPercent(t *testing.T) {
 	was := debug.SetGCPercent(100)
 	t.Cleanup(func() { debug.SetGCPercent(was) })
@@ -20,6 +22,9 @@ func TestGCPercent(t *testing.T) {
 		s := &Serve{Stderr: io.Discard}
 		fs := s.flags()
 		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := envTwins(fs); err != nil { // as Run does
 			t.Fatal(err)
 		}
 		debug.SetGCPercent(100)
@@ -38,6 +43,16 @@ func TestGCPercent(t *testing.T) {
 	}
 	if got := tune("--gc-percent", "300"); got != 300 {
 		t.Errorf("$GOGC set and --gc-percent 300: GOGC %d, want 300", got)
+	}
+	t.Setenv(envName("gc-percent"), "250")
+	if got := tune(); got != 250 {
+		t.Errorf("$GOGC set and %s=250: GOGC %d, want 250", envName("gc-percent"), got)
+	}
+	t.Setenv(envName("gc-percent"), "")
+	os.Unsetenv(envName("gc-percent"))
+	t.Setenv("GOGC", "")
+	if got := tune(); got != defaultGCPercent {
+		t.Errorf("$GOGC empty: GOGC %d, want the default %d", got, defaultGCPercent)
 	}
 }
 
