@@ -49,6 +49,24 @@ const appendSQL = `WITH head AS (
 )
 SELECT head.last, done.n FROM head, done`
 
+// appendEventsSQL is appendSQL for a batch with neither a snapshot nor a
+// new wake time, the common case in a sale: the same head and insert
+// without the three writes that would do nothing. PostgreSQL sets up every
+// table a statement may write on each run, so leaving them out takes about
+// a third off the statement's cost (make bench-flash, one client).
+//
+// $1 stream, $2 expected seq, $3 events.
+const appendEventsSQL = `WITH head AS (
+	SELECT COALESCE(max(seq), 0) AS last FROM events WHERE stream = $1::text
+), appended AS (
+	INSERT INTO events (stream, seq, data, at)
+	SELECT $1::text, $2::bigint + e.n, e.data, now()
+	FROM head, unnest($3::bytea[]) WITH ORDINALITY AS e (data, n)
+	WHERE head.last = $2::bigint
+	RETURNING 1
+)
+SELECT head.last, (SELECT count(*) FROM appended) FROM head`
+
 // Append writes b's events as seq b.ExpectedSeq+1, …, its snapshot and its
 // wake time, if any, in one statement (see appendSQL): all or nothing. It
 // returns a *persistence.ConflictError, having written nothing, when the
@@ -94,7 +112,13 @@ func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
 	}
 
 	var last, n int64
-	err := s.pool.QueryRow(ctx, appendSQL, b.Stream, int64(b.ExpectedSeq), events, snapSeq, snapData, wakeAt, clearWake).Scan(&last, &n)
+	var row pgx.Row
+	if snapSeq == nil && wakeAt == nil && !clearWake {
+		row = s.pool.QueryRow(ctx, appendEventsSQL, b.Stream, int64(b.ExpectedSeq), events)
+	} else {
+		row = s.pool.QueryRow(ctx, appendSQL, b.Stream, int64(b.ExpectedSeq), events, snapSeq, snapData, wakeAt, clearWake)
+	}
+	err := row.Scan(&last, &n)
 	if code := errCode(err); code == codeUniqueViolation || code == codeSerializationFailure || code == codeDeadlockDetected {
 		return s.conflictAfterRace(ctx, b)
 	}

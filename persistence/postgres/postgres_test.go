@@ -517,13 +517,13 @@ func TestAppendPlansWithTheJournalAsItIs(t *testing.T) {
 	defer conn.Release()
 	var name string
 	var generic int64
-	if err := conn.QueryRow(ctx, `SELECT name, generic_plans FROM pg_prepared_statements WHERE statement = $1`, appendSQL).Scan(&name, &generic); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT name, generic_plans FROM pg_prepared_statements WHERE statement = $1`, appendEventsSQL).Scan(&name, &generic); err != nil {
 		t.Fatalf("the append statement is not prepared on the connection: %v", err)
 	}
 	if generic != 0 {
 		t.Errorf("the append statement ran %d times with a generic plan, want 0", generic)
 	}
-	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE `+pgx.Identifier{name}.Sanitize()+`('small', 10, ARRAY['\x01'::bytea], NULL, NULL, NULL, false)`)
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE `+pgx.Identifier{name}.Sanitize()+`('small', 10, ARRAY['\x01'::bytea])`)
 	if err != nil {
 		t.Fatal(err)
 	}
