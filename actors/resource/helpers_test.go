@@ -19,7 +19,9 @@ import (
 	"github.com/bookd/bookd/cluster"
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
 	"github.com/bookd/bookd/persistence"
+	"github.com/bookd/bookd/persistence/postgres"
 	"github.com/bookd/bookd/persistence/sqlite"
+	"github.com/bookd/bookd/persistence/testserver"
 )
 
 // The catalog every env starts with: one provider and one listing per kind of
@@ -57,14 +59,15 @@ type clock struct{ offset atomic.Int64 }
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
-// env is one bookd node over a real SQLite file in t.TempDir(), with the
-// journal wrapped in a FaultyJournal.
+// env is one bookd node over a real store (a SQLite file in t.TempDir(),
+// or a database of a real PostgreSQL server), with the journal wrapped in a
+// FaultyJournal.
 type env struct {
-	path    string
-	cfg     Config
-	store   *sqlite.Store
-	journal *persistence.FaultyJournal
-	node    *cluster.Node
+	openStore func() (persistence.Store, error) // opens the same store each time
+	cfg       Config
+	store     persistence.Store
+	journal   *persistence.FaultyJournal
+	node      *cluster.Node
 	// resources numbers the resources addResource creates.
 	resources atomic.Int64
 }
@@ -80,6 +83,21 @@ func newEnv(t testing.TB, opts ...func(*Config)) *env {
 		o(&cfg)
 	}
 	e, err := openEnv(filepath.Join(t.TempDir(), "bookd.db"), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.close)
+	return e
+}
+
+// newPostgresEnv is newEnv on a fresh database of the shared PostgreSQL
+// server (persistence/testserver).
+func newPostgresEnv(t testing.TB) *env {
+	t.Helper()
+	url := testserver.DatabaseT(t)
+	e, err := openEnvWith(func() (persistence.Store, error) {
+		return postgres.Open(context.Background(), url, postgres.Options{})
+	}, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +145,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// openEnv opens the store at path, seeds the catalog and starts a node.
+// openEnv opens the SQLite store at path, seeds the catalog and starts a
+// node.
 func openEnv(path string, cfg Config) (*env, error) {
+	return openEnvWith(func() (persistence.Store, error) {
+		return sqlite.Open(context.Background(), path, sqlite.Options{})
+	}, cfg)
+}
+
+// openEnvWith opens the store with open, seeds the catalog and starts a
+// node.
+func openEnvWith(open func() (persistence.Store, error), cfg Config) (*env, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &env{path: path, cfg: cfg}
+	e := &env{openStore: open, cfg: cfg}
 	if err := e.open(); err != nil {
 		return nil, err
 	}
@@ -158,9 +185,9 @@ func openEnv(path string, cfg Config) (*env, error) {
 	return e, nil
 }
 
-// open opens the store file and wraps its journal.
+// open opens the store and wraps its journal.
 func (e *env) open() error {
-	s, err := sqlite.Open(context.Background(), e.path, sqlite.Options{})
+	s, err := e.openStore()
 	if err != nil {
 		return err
 	}

@@ -57,9 +57,13 @@ func expiredAt(t *testing.T, e *env, id, holdID string, within time.Duration) ti
 // TestDurableExpiry: a hold expires within a second of its time with no
 // traffic to its resource — while its actor is active, after the actor was
 // drained away, and after a restart of the whole node — and the resource's
-// wake time is cleared once no hold is left.
+// wake time is cleared once no hold is left; on SQLite and on PostgreSQL.
 func TestDurableExpiry(t *testing.T) {
-	e := newEnv(t)
+	t.Run("sqlite", func(t *testing.T) { durableExpiry(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) { durableExpiry(t, newPostgresEnv(t)) })
+}
+
+func durableExpiry(t *testing.T, e *env) {
 	stopSweeper := startSweeper(t, e)
 	id := e.addResource(t, "sweep", persistence.SlotSingle, 5, time.Second)
 
