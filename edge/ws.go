@@ -15,10 +15,6 @@ import (
 // user topic needs one. The server's own sign-in provides it.
 type TokenAuthenticator func(ctx context.Context, token string) (userID string, ok bool)
 
-// probOrigin answers a WebSocket handshake from a browser origin that is
-// not allowed.
-var probOrigin = problemKind{"forbidden", "Forbidden", http.StatusForbidden, "The credentials or the origin do not allow this."}
-
 // maxBadMessages is how many refused messages a connection may send
 // before it is closed with ClosePolicy.
 const maxBadMessages = 20
@@ -53,7 +49,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.checkOrigin(r) {
-		writeProblem(w, r, newProblem(probOrigin, "origin %q may not open a WebSocket here", r.Header.Get("Origin")))
+		writeProblem(w, r, newProblem(probForbidden, "origin %q may not open a WebSocket here", r.Header.Get("Origin")))
 		return
 	}
 	up := websocket.Upgrader{
@@ -264,14 +260,11 @@ func (c *wsConn) handle(s *Server, m clientMessage, t clientTopic) {
 
 func (c *wsConn) subscribe(m clientMessage, t clientTopic) {
 	name := t.String()
-	busTopic := name
-	if t.kind == topicUser {
-		if c.userID == "" {
-			c.refuse(name, "forbidden", "the user topic needs a token: send {\"type\":\"auth\",\"token\":…} first")
-			return
-		}
-		busTopic = "user:" + c.userID
+	if t.kind == topicUser && c.userID == "" {
+		c.refuse(name, "forbidden", "the user topic needs a token: send {\"type\":\"auth\",\"token\":…} first")
+		return
 	}
+	busTopic := t.busTopic(c.userID)
 	if old := c.subs[name]; old != nil {
 		delete(c.subs, name) // a subscribe again starts afresh
 		c.h.unsubscribe(old)

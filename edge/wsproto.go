@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/bookd/bookd/persistence"
 )
 
 // The WebSocket protocol of GET /v1/ws; README.md ("Live availability")
@@ -87,6 +89,18 @@ func (t clientTopic) String() string {
 		return "listing:" + t.id
 	}
 	return "user"
+}
+
+// busTopic is the bus topic of t; userID is the connection's user, whose
+// holds the user topic carries.
+func (t clientTopic) busTopic(userID string) string {
+	switch t.kind {
+	case topicResource:
+		return persistence.ResourceTopic(t.id)
+	case topicListing:
+		return persistence.ListingTopic(t.id)
+	}
+	return persistence.UserTopic(userID)
 }
 
 // parseTopic reads "resource:<id>", "listing:<id>" or "user".

@@ -80,3 +80,15 @@ type BusStats struct {
 	// Resyncs counts the Lost signals delivered.
 	Resyncs uint64
 }
+
+// The topics resource actors publish their availability changes to, and
+// the edge subscribes to.
+
+// ResourceTopic is the topic of one resource.
+func ResourceTopic(resourceID string) string { return "resource:" + resourceID }
+
+// ListingTopic is the topic of every resource of a listing.
+func ListingTopic(listingID string) string { return "listing:" + listingID }
+
+// UserTopic is the topic of the holds of one owner.
+func UserTopic(userID string) string { return "user:" + userID }

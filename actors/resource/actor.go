@@ -347,7 +347,9 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 	}
 	b := a.pending[n-1]
 	b.events = append(b.events, data)
-	b.change.record(a.st, ev)
+	if a.stores.Events != nil { // nobody to tell otherwise
+		b.change.record(a.st, ev)
+	}
 	b.lastSeq = a.st.seq
 	b.wakeMs, _ = a.st.nextExpiry()
 	a.armTimer()

@@ -190,11 +190,7 @@ func (s *state) availability(cmd *bookdv1.GetAvailability, now time.Time) *bookd
 	}
 	a := &bookdv1.Availability{ResourceId: s.resourceID, Capacity: s.capacity, Seq: s.seq}
 	s.slots.Each(r, func(k int64) bool {
-		sa := &bookdv1.SlotAvailability{Start: s.slots.Format(k), Free: s.free(k)}
-		if u := s.used[k]; u != nil {
-			sa.Held, sa.Confirmed = u.held, u.confirmed
-		}
-		a.Slots = append(a.Slots, sa)
+		a.Slots = append(a.Slots, s.slotAvailability(k, s.usage(k)))
 		return true
 	})
 	return &bookdv1.AvailabilityReply{Availability: a}

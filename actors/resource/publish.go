@@ -8,16 +8,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
+	"github.com/bookd/bookd/persistence"
 )
-
-// Topic names of the availability changes a resource actor publishes.
-func ResourceTopic(resourceID string) string { return "resource:" + resourceID }
-
-// ListingTopic is the topic of every resource of a listing.
-func ListingTopic(listingID string) string { return "listing:" + listingID }
-
-// UserTopic is the topic of the holds of one owner.
-func UserTopic(userID string) string { return "user:" + userID }
 
 // change is what one batch changed, collected as its events are decided.
 type change struct {
@@ -53,17 +45,10 @@ func (c *change) record(st *state, ev *bookdv1.Event) {
 	}
 	c.holds[id] = h.view
 	st.slots.Each(Range{From: h.fromKey, To: h.toKey}, func(k int64) bool {
-		var u usage
-		if p := st.used[k]; p != nil {
-			u = *p
-		}
-		c.slots[k] = u
+		c.slots[k] = st.usage(k)
 		return true
 	})
 }
-
-// holdOwner is the user a hold belongs to ("" for none).
-func holdOwner(h *bookdv1.Hold) string { return h.GetOwner() }
 
 // publish sends the availability change of committed batch b to its
 // topics. It never blocks: the bus queues or drops (and then makes the
@@ -82,25 +67,20 @@ func (a *Actor) publish(b *batch) {
 		CommittedAtUs: a.now().UnixMicro(),
 	}
 	for _, k := range slices.Sorted(maps.Keys(b.change.slots)) {
-		u := b.change.slots[k]
-		free := uint32(0)
-		if taken := u.held + u.confirmed; taken < a.st.capacity {
-			free = a.st.capacity - taken
-		}
-		c.Slots = append(c.Slots, &bookdv1.SlotAvailability{Start: a.st.slots.Format(k), Free: free, Held: u.held, Confirmed: u.confirmed})
+		c.Slots = append(c.Slots, a.st.slotAvailability(k, b.change.slots[k]))
 	}
 	ctx := context.Background()
 	if data, err := proto.Marshal(c); err == nil {
-		a.send(ctx, ResourceTopic(a.id), data)
+		a.send(ctx, persistence.ResourceTopic(a.id), data)
 		if a.listingID != "" {
-			a.send(ctx, ListingTopic(a.listingID), data)
+			a.send(ctx, persistence.ListingTopic(a.listingID), data)
 		}
 	}
 	// Each owner sees only its own holds.
 	byOwner := map[string][]*bookdv1.Hold{}
 	for _, id := range slices.Sorted(maps.Keys(b.change.holds)) {
 		h := b.change.holds[id]
-		if o := holdOwner(h); o != "" {
+		if o := h.GetOwner(); o != "" {
 			byOwner[o] = append(byOwner[o], h)
 		}
 	}
@@ -108,7 +88,7 @@ func (a *Actor) publish(b *batch) {
 	for owner, holds := range byOwner {
 		c.Holds = holds
 		if data, err := proto.Marshal(c); err == nil {
-			a.send(ctx, UserTopic(owner), data)
+			a.send(ctx, persistence.UserTopic(owner), data)
 		}
 	}
 }

@@ -98,7 +98,7 @@ func TestPublishReproducesAvailability(t *testing.T) {
 	e := sharedEnv(t)
 	id := e.addResource(t, "pub", persistence.SlotNight, 3, time.Hour)
 	start := e.availability(t, id, night(0), night(10))
-	byRes, byListing := watch(t, ResourceTopic(id)), watch(t, ListingTopic(listingNights))
+	byRes, byListing := watch(t, persistence.ResourceTopic(id)), watch(t, persistence.ListingTopic(listingNights))
 
 	var wg sync.WaitGroup
 	for i := range 40 {
@@ -161,7 +161,7 @@ func TestPublishReproducesAvailability(t *testing.T) {
 func TestPublishNewEpochAfterReload(t *testing.T) {
 	e := sharedEnv(t)
 	id := e.addResource(t, "epoch", persistence.SlotSingle, 5, time.Hour)
-	w := watch(t, ResourceTopic(id))
+	w := watch(t, persistence.ResourceTopic(id))
 	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "a", Quantity: 1})
 	before := e.availability(t, id, "", "")
 	e.journal.Scope(Stream(id))
@@ -186,7 +186,7 @@ func TestPublishNewEpochAfterReload(t *testing.T) {
 func TestPublishUserTopic(t *testing.T) {
 	e := sharedEnv(t)
 	id := e.addResource(t, "res-owners", persistence.SlotNight, 5, 10*time.Minute)
-	ann, bob := watch(t, UserTopic("u-ann")), watch(t, UserTopic("u-bob"))
+	ann, bob := watch(t, persistence.UserTopic("u-ann")), watch(t, persistence.UserTopic("u-bob"))
 	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "a1", From: night(0), To: night(1), Quantity: 1, Owner: "u-ann"})
 	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "b1", From: night(0), To: night(1), Quantity: 1, Owner: "u-bob"})
 	e.mustHold(t, id, &bookdv1.ConfirmHold{HoldId: "a1", Owner: "u-ann"})

@@ -171,16 +171,27 @@ func (s *state) take(h *hold, status bookdv1.HoldStatus, sign int) {
 }
 
 // free returns the free units of slot k.
-func (s *state) free(k int64) uint32 {
-	u := s.used[k]
-	if u == nil {
-		return s.capacity
+func (s *state) free(k int64) uint32 { return s.usage(k).free(s.capacity) }
+
+// usage is slot k's usage (zero when nothing holds it).
+func (s *state) usage(k int64) usage {
+	if u := s.used[k]; u != nil {
+		return *u
 	}
-	taken := u.held + u.confirmed
-	if taken >= s.capacity {
-		return 0
+	return usage{}
+}
+
+// free is what is left of capacity when u is taken.
+func (u usage) free(capacity uint32) uint32 {
+	if taken := u.held + u.confirmed; taken < capacity {
+		return capacity - taken
 	}
-	return s.capacity - taken
+	return 0
+}
+
+// slotAvailability is slot k's availability when its usage is u.
+func (s *state) slotAvailability(k int64, u usage) *bookdv1.SlotAvailability {
+	return &bookdv1.SlotAvailability{Start: s.slots.Format(k), Free: u.free(s.capacity), Held: u.held, Confirmed: u.confirmed}
 }
 
 // nextExpiry returns the expiry of the held hold that expires first.
