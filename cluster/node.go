@@ -211,7 +211,6 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	ci := cluster.NewClusterIdentity(identity, kind)
 	cache := n.cluster.PidCache
 	var last any
 	var lastErr error = context.DeadlineExceeded
@@ -232,7 +231,7 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 		}
 		pid, _ := cache.Get(identity, kind)
 		if pid == nil {
-			if pid = n.lookup.get(ctx, ci, deadline); pid == nil {
+			if pid = n.lookup.get(ctx, cluster.NewClusterIdentity(identity, kind), deadline); pid == nil {
 				lastErr = errors.New("no activation: the owner is unknown, unreachable or not yet agreed")
 				continue
 			}
@@ -389,8 +388,7 @@ func (n *Node) Status() Status {
 	self := n.system.ID
 	active := int(n.lookup.active.Load())
 	if n.gossip == nil {
-		host, port, _ := n.system.GetHostPort()
-		st.Members = []MemberStatus{{ID: self, ActorAddress: fmt.Sprintf("%s:%d", host, port), State: "alive",
+		st.Members = []MemberStatus{{ID: self, ActorAddress: n.Address(), State: "alive",
 			Placement: inTopology[self], Kinds: n.cluster.GetClusterKinds(), Active: active, Self: true}}
 		return st
 	}
