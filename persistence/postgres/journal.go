@@ -12,17 +12,12 @@ import (
 	"github.com/bookd/bookd/persistence"
 )
 
-// appendSQL is Append as one statement, so one implicit transaction and one
-// round trip. head reads the stream's last seq; the events go in only when
-// it is the expected seq ($2); the snapshot and the wake time are written
-// only when the events went in, and only after all of them did (they read
-// the count of inserted rows), so that two racing writers meet on the events'
-// primary key first and never deadlock on the other tables. The result is
-// the last seq head saw and how many events went in.
+// appendEventsCTEs are the events part of appendSQL and appendEventsSQL.
+// head reads the stream's last seq; the events go in only when it is the
+// expected seq ($2); done counts the rows that went in.
 //
-// $1 stream, $2 expected seq, $3 events, $4 snapshot seq (NULL: none),
-// $5 snapshot data, $6 wake time (NULL: leave it), $7 clear the wake time.
-const appendSQL = `WITH head AS (
+// $1 stream, $2 expected seq, $3 events.
+const appendEventsCTEs = `WITH head AS (
 	SELECT COALESCE(max(seq), 0) AS last FROM events WHERE stream = $1::text
 ), appended AS (
 	INSERT INTO events (stream, seq, data, at)
@@ -32,7 +27,18 @@ const appendSQL = `WITH head AS (
 	RETURNING 1
 ), done AS (
 	SELECT count(*) AS n FROM appended
-), snapshot AS (
+)`
+
+// appendSQL is Append as one statement, so one implicit transaction and one
+// round trip: appendEventsCTEs, then the snapshot and the wake time, written
+// only when the events went in, and only after all of them did (they read
+// done), so that two racing writers meet on the events' primary key first
+// and never deadlock on the other tables. The result is the last seq head
+// saw and how many events went in.
+//
+// $1–$3 as appendEventsCTEs, $4 snapshot seq (NULL: none), $5 snapshot
+// data, $6 wake time (NULL: leave it), $7 clear the wake time.
+const appendSQL = appendEventsCTEs + `, snapshot AS (
 	INSERT INTO snapshots (stream, seq, data, at)
 	SELECT $1::text, $4::bigint, $5::bytea, now() FROM done
 	WHERE done.n > 0 AND $4::bigint IS NOT NULL
@@ -47,25 +53,17 @@ const appendSQL = `WITH head AS (
 	DELETE FROM wakes USING done
 	WHERE wakes.stream = $1::text AND done.n > 0 AND $7::boolean
 )
-SELECT head.last, done.n FROM head, done`
+` + appendResultSQL
 
 // appendEventsSQL is appendSQL for a batch with neither a snapshot nor a
-// new wake time, the common case in a sale: the same head and insert
-// without the three writes that would do nothing. PostgreSQL sets up every
-// table a statement may write on each run, so leaving them out takes about
-// a third off the statement's cost (make bench-flash, one client).
-//
-// $1 stream, $2 expected seq, $3 events.
-const appendEventsSQL = `WITH head AS (
-	SELECT COALESCE(max(seq), 0) AS last FROM events WHERE stream = $1::text
-), appended AS (
-	INSERT INTO events (stream, seq, data, at)
-	SELECT $1::text, $2::bigint + e.n, e.data, now()
-	FROM head, unnest($3::bytea[]) WITH ORDINALITY AS e (data, n)
-	WHERE head.last = $2::bigint
-	RETURNING 1
-)
-SELECT head.last, (SELECT count(*) FROM appended) FROM head`
+// new wake time, the common case in a sale: the events without the three
+// writes that would do nothing. PostgreSQL sets up every table a statement
+// may write on each run, so leaving them out takes about a third off the
+// statement's cost (make bench-flash, one client).
+const appendEventsSQL = appendEventsCTEs + "\n" + appendResultSQL
+
+// appendResultSQL is the answer of both: head's last seq and the count.
+const appendResultSQL = `SELECT head.last, done.n FROM head, done`
 
 // Append writes b's events as seq b.ExpectedSeq+1, …, its snapshot and its
 // wake time, if any, in one statement (see appendSQL): all or nothing. It
