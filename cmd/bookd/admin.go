@@ -8,13 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/bookd/bookd/edge"
 	"github.com/bookd/bookd/persistence"
-	"github.com/bookd/bookd/persistence/postgres"
-	"github.com/bookd/bookd/persistence/sqlite"
 )
 
 // AdminCmd is `bookd admin create`: the first admin (and any other) comes
@@ -63,15 +60,8 @@ func (a *AdminCmd) Run(ctx context.Context, args []string) error {
 	if why := edge.CheckPassword(password); why != "" {
 		return fmt.Errorf("admin create: the password (standard input) %s", why)
 	}
-	var (
-		store persistence.Store
-		err   error
-	)
-	if *pg != "" {
-		store, err = postgres.Open(ctx, *pg, postgres.Options{})
-	} else {
-		store, err = sqlite.Open(ctx, filepath.Join(*data, "bookd.db"), sqlite.Options{})
-	}
+	// The store serve opens with the same flags.
+	store, err := (&Serve{Postgres: *pg, DataDir: *data}).openStore(ctx)
 	if err != nil {
 		return fmt.Errorf("admin create: open store: %w", err)
 	}

@@ -19,7 +19,8 @@ func envTwins(fs *flag.FlagSet) error {
 		}
 		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok {
-			if e := f.Value.Set(v); e != nil {
+			// fs.Set, so that the flag counts as given (fs.Visit sees it).
+			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, e)
 			}
 		}

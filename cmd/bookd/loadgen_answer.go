@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 )
 
 // maxAnswer bounds the body of one answer the load generator reads;
@@ -204,10 +205,13 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
+// headerSeparators are the printable ASCII bytes a token may not have.
+const headerSeparators = `"(),/:;<=>?@[\]{}`
+
 // validHeaderName reports whether b is an RFC 9110 token.
 func validHeaderName(b []byte) bool {
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte(`"(),/:;<=>?@[\]{}`), c) >= 0 {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(headerSeparators, c) >= 0 {
 			return false
 		}
 	}

@@ -27,11 +27,8 @@ const defaultGCPercent = 400
 // over the default. In a container with a memory limit, set GOMEMLIMIT
 // too, so that the collector runs sooner near the limit.
 func (s *Serve) tuneGC(fs *flag.FlagSet, log *slog.Logger) {
-	given := false
+	given := false // on the command line or by its environment twin
 	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "gc-percent" })
-	if _, twin := os.LookupEnv(envName("gc-percent")); twin {
-		given = true
-	}
 	if os.Getenv("GOGC") != "" && !given {
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,11 +64,7 @@ func (s *Serve) edgeConfig(log *slog.Logger) (edge.Config, func(), error) {
 	if cfg.RateLimits, err = edge.ParseRateLimits(f.RateLimit); err != nil {
 		return cfg, nil, fmt.Errorf("--rate-limit: %w", err)
 	}
-	for _, o := range strings.Split(f.CORSOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			cfg.CORSOrigins = append(cfg.CORSOrigins, o)
-		}
-	}
+	cfg.CORSOrigins = splitList(f.CORSOrigins)
 	closeAll := func() {}
 	if s.Redis != "" {
 		opt, err := redis.ParseURL(s.Redis)
