@@ -13,16 +13,6 @@ import (
 	"strings"
 )
 
-// decodeJSON reads r's body strictly into v: JSON only, at most limit bytes,
-// one value, no unknown fields. Its errors are problems that name the field.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Problem {
-	body, p := readJSONBody(w, r, limit)
-	if p != nil {
-		return p
-	}
-	return unmarshalStrict(body, v)
-}
-
 // readJSONBody reads r's body, at most limit bytes, when its Content-Type
 // is JSON. It does not parse it: decode it with unmarshalStrict.
 func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {

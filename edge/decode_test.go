@@ -168,3 +168,13 @@ func TestDecodeJSON(t *testing.T) {
 		})
 	}
 }
+
+// decodeJSON reads r's body strictly into v, as the handlers do:
+// readJSONBody, then unmarshalStrict.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Problem {
+	body, p := readJSONBody(w, r, limit)
+	if p != nil {
+		return p
+	}
+	return unmarshalStrict(body, v)
+}

@@ -31,9 +31,8 @@ type route struct {
 
 // RouteInfo describes a route of the table for tests and docs.
 type RouteInfo struct {
-	Pattern    string
-	Public     bool
-	Idempotent bool
+	Pattern string
+	Public  bool
 }
 
 // authorize decides whether p may use rt: nil, or a 401 or 403 problem.

@@ -233,7 +233,7 @@ func (s *Server) routes() {
 func (s *Server) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(s.routeTable))
 	for _, rt := range s.routeTable {
-		out = append(out, RouteInfo{Pattern: rt.pattern, Public: rt.access == accessPublic, Idempotent: rt.idem})
+		out = append(out, RouteInfo{Pattern: rt.pattern, Public: rt.access == accessPublic})
 	}
 	return out
 }
