@@ -76,8 +76,11 @@ type Bus struct {
 	closed bool
 	topics map[string]*topic
 	// lost are the topics this node dropped messages of; the publisher
-	// sends them a resync frame once its queue is empty.
-	lost map[string]struct{}
+	// sends them a resync frame once its queue is empty. It has a lock of
+	// its own: mu is held across SUBSCRIBE and UNSUBSCRIBE round trips,
+	// and Publish must never wait on the network.
+	lostMu sync.Mutex
+	lost   map[string]struct{}
 
 	published, dropped, delivered, resyncs atomic.Uint64
 }
@@ -148,9 +151,9 @@ func (b *Bus) Publish(_ context.Context, topic string, payload []byte) error {
 		b.published.Add(1)
 	default:
 		b.dropped.Add(1)
-		b.mu.Lock()
+		b.lostMu.Lock()
 		b.lost[topic] = struct{}{}
-		b.mu.Unlock()
+		b.lostMu.Unlock()
 	}
 	return nil
 }
@@ -204,13 +207,13 @@ func (b *Bus) lose(batch []pubMsg, err error) {
 	}
 	b.log.Warn("publish failed; subscribers will resync", "messages", len(batch), "error", err)
 	b.dropped.Add(uint64(len(batch)))
-	b.mu.Lock()
+	b.lostMu.Lock()
 	for _, m := range batch {
 		if m.frame[0] == frameData {
 			b.lost[m.topic] = struct{}{}
 		}
 	}
-	b.mu.Unlock()
+	b.lostMu.Unlock()
 	// Do not spin against a server that is down.
 	t := time.NewTimer(100 * time.Millisecond)
 	select {
@@ -223,9 +226,9 @@ func (b *Bus) lose(batch []pubMsg, err error) {
 // sendResyncs tells the subscribers of every topic that lost messages to
 // resync; topics whose resync frame fails stay for the next try.
 func (b *Bus) sendResyncs() {
-	b.mu.Lock()
+	b.lostMu.Lock()
 	if len(b.lost) == 0 {
-		b.mu.Unlock()
+		b.lostMu.Unlock()
 		return
 	}
 	batch := make([]pubMsg, 0, len(b.lost))
@@ -233,16 +236,16 @@ func (b *Bus) sendResyncs() {
 		batch = append(batch, pubMsg{topic: t, frame: []byte{frameResync}})
 	}
 	b.lost = make(map[string]struct{})
-	b.mu.Unlock()
+	b.lostMu.Unlock()
 	for i := 0; i < len(batch); i += b.opts.PipelineMax {
 		part := batch[i:min(i+b.opts.PipelineMax, len(batch))]
 		if err := b.send(part); err != nil {
 			b.lose(part, err)
-			b.mu.Lock()
+			b.lostMu.Lock()
 			for _, m := range batch[i:] {
 				b.lost[m.topic] = struct{}{}
 			}
-			b.mu.Unlock()
+			b.lostMu.Unlock()
 			return
 		}
 	}
