@@ -24,7 +24,8 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
 	missing+=(redis-server)
 fi
-if ! command -v chromium >/dev/null 2>&1; then
+# Any of the browsers the dashboard test looks for will do.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && ! command -v google-chrome >/dev/null 2>&1; then
 	missing+=(chromium)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
