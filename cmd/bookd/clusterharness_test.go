@@ -57,12 +57,10 @@ func (c *testCluster) signIn(t *testing.T, n *clusterNode) {
 // clusterNode is one node's addresses and its current process (nil when
 // it is not running).
 type clusterNode struct {
-	name                 string
-	http, gossip, actor  string
-	p                    *proc
-	starts               int
-	logs                 []*syncBuffer // every start's logs
-	startedAt, stoppedAt time.Time
+	name                string
+	http, gossip, actor string
+	p                   *proc
+	starts              int
 }
 
 func (n *clusterNode) base() string { return "http://" + n.http }
@@ -142,8 +140,8 @@ func (c *testCluster) start(t *testing.T, n *clusterNode) {
 	}
 	go func() { p.done <- cmd.Wait() }()
 	c.mu.Lock()
-	n.p, n.starts, n.startedAt = p, n.starts+1, time.Now()
-	n.logs = append(n.logs, p.logs)
+	n.p, n.starts = p, n.starts+1
+	start := n.starts
 	c.mu.Unlock()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
@@ -153,10 +151,10 @@ func (c *testCluster) start(t *testing.T, n *clusterNode) {
 		// A race-enabled bookd reports races in its log (and exits 66 when
 		// it ends by itself): a killed one must be checked here.
 		if strings.Contains(p.logs.String(), "WARNING: DATA RACE") {
-			t.Errorf("%s (start %d) reported a data race", n.name, len(n.logs))
+			t.Errorf("%s (start %d) reported a data race", n.name, start)
 		}
 		if t.Failed() {
-			t.Logf("%s (start %d) logs:\n%s", n.name, len(n.logs), p.logs.String())
+			t.Logf("%s (start %d) logs:\n%s", n.name, start, p.logs.String())
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -186,7 +184,7 @@ func (c *testCluster) stop(t *testing.T, n *clusterNode, sig syscall.Signal) err
 	t.Helper()
 	err := n.p.kill(t, sig)
 	c.mu.Lock()
-	n.p, n.stoppedAt = nil, time.Now()
+	n.p = nil
 	c.mu.Unlock()
 	return err
 }
