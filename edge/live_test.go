@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -305,4 +306,68 @@ func TestLiveUserTopicNeedsToken(t *testing.T) {
 	if second["type"] != "snapshot" || second["topic"] != "resource:"+id {
 		t.Errorf("then subscribe answered %v, want a snapshot", second)
 	}
+}
+
+// TestLiveUserTopicWithToken: a signed-in client gets the user topic, by
+// an Authorization header on the handshake (non-browser clients such as
+// bookd watch) or by an auth message (browsers).
+func TestLiveUserTopicWithToken(t *testing.T) {
+	e := sharedLive(t)
+	email := fmt.Sprintf("live-%d@example.com", time.Now().UnixNano())
+	post := func(path, body string, want int) []byte {
+		t.Helper()
+		res, err := http.Post(e.srv.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != want {
+			t.Fatalf("POST %s = %d %s, want %d", path, res.StatusCode, b, want)
+		}
+		return b
+	}
+	creds := fmt.Sprintf(`{"email":%q,"password":"live topic password"}`, email)
+	post("/v1/auth/register", creds, http.StatusCreated)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(post("/v1/auth/login", creds, http.StatusOK), &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("login answered no access token: %v", err)
+	}
+	read := func(c *websocket.Conn) map[string]any {
+		t.Helper()
+		var m map[string]any
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := c.ReadJSON(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	subscribeUser := func(c *websocket.Conn, how string) {
+		t.Helper()
+		if err := c.WriteJSON(map[string]any{"type": "subscribe", "topic": "user"}); err != nil {
+			t.Fatal(err)
+		}
+		if m := read(c); m["type"] != "snapshot" || m["topic"] != "user" {
+			t.Errorf("%s: subscribe to user answered %v, want its snapshot", how, m)
+		}
+	}
+
+	c, _, err := websocket.DefaultDialer.Dial(e.url, http.Header{"Authorization": {"Bearer " + tok.AccessToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribeUser(c, "Authorization header")
+	_ = c.Close()
+
+	c = e.dial(t)
+	defer c.Close()
+	if err := c.WriteJSON(map[string]any{"type": "auth", "token": tok.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(c); m["type"] != "authenticated" {
+		t.Fatalf("auth answered %v, want authenticated", m)
+	}
+	subscribeUser(c, "auth message")
 }
