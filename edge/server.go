@@ -121,8 +121,7 @@ type Server struct {
 	apiKeys    *tokenCache
 	dummyHash  string
 	docs       *apiDocs
-	hub        *hub               // nil without a bus
-	wsAuth     TokenAuthenticator // nil: the user topic is refused
+	hub        *hub // nil without a bus
 	// classLimits caches classLimit values by class and rate.
 	classLimits sync.Map
 }
@@ -157,13 +156,6 @@ func New(cfg Config, store persistence.Store, actors Actors) (*Server, error) {
 	s.dummyHash = cfg.Argon2.hashPassword("no such user")
 	if cfg.Bus != nil {
 		s.hub = newHub(cfg.Live, s.log, cfg.Bus, actors, store, cfg.RequestTimeout)
-	}
-	s.wsAuth = func(ctx context.Context, token string) (string, bool) {
-		p, prob := s.verifyAccessToken(ctx, token)
-		if prob != nil || p == nil {
-			return "", false
-		}
-		return p.UserID, true
 	}
 	s.routes()
 	for _, rt := range s.routeTable {

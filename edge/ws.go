@@ -11,10 +11,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// TokenAuthenticator turns an access token into the id of its user; the
-// user topic needs one. The server's own sign-in provides it.
-type TokenAuthenticator func(ctx context.Context, token string) (userID string, ok bool)
-
 // maxBadMessages is how many refused messages a connection may send
 // before it is closed with ClosePolicy.
 const maxBadMessages = 20
@@ -69,8 +65,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.removeConn(c)
-	if uid, ok := s.headerUser(r); ok {
-		c.userID = uid
+	// guard has checked an Authorization header (non-browser clients);
+	// an access token's user may have the user topic.
+	if p := principal(r); p != nil && p.APIKey == "" {
+		c.userID = p.UserID
 	}
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
@@ -85,16 +83,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	for _, sub := range c.subs {
 		h.unsubscribe(sub)
 	}
-}
-
-// headerUser authenticates "Authorization: Bearer <token>" (non-browser
-// clients; browsers send an auth message instead).
-func (s *Server) headerUser(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || s.wsAuth == nil {
-		return "", false
-	}
-	return s.wsAuth(r.Context(), strings.TrimSpace(tok))
 }
 
 // checkOrigin allows requests without Origin (not a browser), from the
@@ -235,17 +223,13 @@ func (c *wsConn) refuse(topic, code, detail string) {
 func (c *wsConn) handle(s *Server, m clientMessage, t clientTopic) {
 	switch m.Type {
 	case msgAuth:
-		if s.wsAuth == nil {
-			c.refuse("", "forbidden", "this node has no sign-in")
-			return
-		}
-		uid, ok := s.wsAuth(c.h.ctx, m.Token)
-		if !ok {
+		p, prob := s.verifyAccessToken(c.h.ctx, m.Token)
+		if prob != nil || p == nil {
 			c.refuse("", "forbidden", "the token is not valid")
 			return
 		}
-		c.userID = uid
-		c.enqueue(mustJSON(authenticatedMsg{Type: "authenticated", UserID: uid}))
+		c.userID = p.UserID
+		c.enqueue(mustJSON(authenticatedMsg{Type: "authenticated", UserID: p.UserID}))
 	case msgUnsubscribe:
 		name := t.String()
 		if sub := c.subs[name]; sub != nil {
