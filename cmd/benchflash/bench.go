@@ -64,6 +64,9 @@ type Result struct {
 	// the PostgreSQL server used during the run; 0 when unknown. Unlike
 	// decisions/s they do not depend on what else shares the machine.
 	ServerCPU, PostgresCPU float64
+	// LoadgenCPU is the CPU time of the whole loadgen process (its setup and
+	// check too) in µs per decision; 0 when unknown.
+	LoadgenCPU float64
 }
 
 // bench is Run after the flags: set up, run every (clients, round, mode),
@@ -275,6 +278,9 @@ func (m *Main) runOnce(ctx context.Context, adminURL string, sys *system, client
 		res.ServerCPU = float64((server1 - server0).Microseconds()) / float64(res.Decisions)
 		res.PostgresCPU = float64((postgres1 - postgres0).Microseconds()) / float64(res.Decisions)
 	}
+	if res.Decisions > 0 {
+		res.LoadgenCPU = float64(sum.CPU.Microseconds()) / float64(res.Decisions)
+	}
 	return res, nil
 }
 
@@ -284,6 +290,9 @@ type Ceiling struct {
 	RequestsPerSecond float64
 	P99               float64 // ms
 	Errors            int64
+	// ServerCPU and LoadgenCPU are bookd's and loadgen's CPU time in µs per
+	// request; 0 when unknown. bookd's is the HTTP stack's floor per request.
+	ServerCPU, LoadgenCPU float64
 }
 
 // ceiling measures GET /livez on node with clients clients, as many times
@@ -294,12 +303,21 @@ func (m *Main) ceiling(ctx context.Context, node *bookdNode, clients int, lg *lo
 	if err := node.newResource(ctx, id, 1); err != nil {
 		return Ceiling{}, err
 	}
+	server0, err0 := processCPU(node.PID())
 	sum, err := lg.ceiling(ctx, node.URL(), id, clients, logPath)
 	if err != nil {
 		return Ceiling{}, err
 	}
+	server1, err1 := processCPU(node.PID())
 	c := sum.Ceiling
-	return Ceiling{Clients: clients, RequestsPerSecond: c.RequestsPerSecond, P99: c.Latency.P99, Errors: c.Errors}, nil
+	out := Ceiling{Clients: clients, RequestsPerSecond: c.RequestsPerSecond, P99: c.Latency.P99, Errors: c.Errors}
+	if n := float64(c.Requests); n > 0 {
+		if errors.Join(err0, err1) == nil {
+			out.ServerCPU = float64((server1 - server0).Microseconds()) / n
+		}
+		out.LoadgenCPU = float64(sum.CPU.Microseconds()) / n
+	}
+	return out, nil
 }
 
 // rowLockPoolSize is how many connections mode c's pool gets at clients

@@ -30,6 +30,7 @@ type loadgenRunner struct {
 type loadgenSummary struct {
 	Clients int `json:"clients"`
 	Ceiling *struct {
+		Requests          int64   `json:"requests"`
 		RequestsPerSecond float64 `json:"requests_per_second"`
 		Errors            int64   `json:"errors"`
 		Latency           struct {
@@ -57,6 +58,9 @@ type loadgenSummary struct {
 			Problem  string `json:"problem"`
 		} `json:"resources"`
 	} `json:"check"`
+	// CPU is the CPU time (user + system) the loadgen process used in all,
+	// measured by benchflash.
+	CPU time.Duration `json:"-"`
 }
 
 func (s *loadgenSummary) checkProblems() string {
@@ -134,6 +138,9 @@ func (l *loadgenRunner) exec(ctx context.Context, target, id string, clients, re
 	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.Stopped == "" {
 		return nil, fmt.Errorf("loadgen printed no summary (%v): %w; its log: %s",
 			waitErr, errors.Join(err, runCtx.Err()), logPath)
+	}
+	if ps := cmd.ProcessState; ps != nil {
+		sum.CPU = ps.UserTime() + ps.SystemTime()
 	}
 	// Exit status 2 with a summary is a failed check, which the summary says.
 	return &sum, nil

@@ -54,9 +54,15 @@ func TestBenchFlash(t *testing.T) {
 	// Every run knows what CPU its server and PostgreSQL used per decision.
 	if runtime.GOOS == "linux" {
 		for _, r := range m.Results {
-			if r.ServerCPU <= 0 || r.PostgresCPU <= 0 {
-				t.Errorf("%s at %d clients: CPU per decision server %.1f µs, postgres %.1f µs, want both measured", r.Mode, r.Clients, r.ServerCPU, r.PostgresCPU)
+			if r.ServerCPU <= 0 || r.PostgresCPU <= 0 || r.LoadgenCPU <= 0 {
+				t.Errorf("%s at %d clients: CPU per decision server %.1f µs, postgres %.1f µs, loadgen %.1f µs, want all measured",
+					r.Mode, r.Clients, r.ServerCPU, r.PostgresCPU, r.LoadgenCPU)
 			}
+		}
+	}
+	for _, c := range m.Ceilings {
+		if c.LoadgenCPU <= 0 {
+			t.Errorf("GET /livez at %d clients: loadgen CPU per request %.1f µs, want it measured", c.Clients, c.LoadgenCPU)
 		}
 	}
 

@@ -17,8 +17,9 @@ type Row struct {
 	Errors             int64   // sum over the rounds
 	ChecksFailed       int     // rounds whose check failed
 	RowLockPool        int     // mode c's pool; 0 for bookd
-	// ServerCPU and PostgresCPU are medians in µs per decision; 0: unknown.
-	ServerCPU, PostgresCPU float64
+	// ServerCPU, PostgresCPU and LoadgenCPU are medians in µs per decision;
+	// 0: unknown.
+	ServerCPU, PostgresCPU, LoadgenCPU float64
 }
 
 // Ratio compares modes a, b and c at one client count by their median
@@ -44,7 +45,7 @@ func summarize(results []Result) ([]Row, []Ratio) {
 	for _, c := range clients {
 		byMode := map[string]Row{}
 		for _, md := range modes {
-			var rps, p50, p99, srv, pgc []float64
+			var rps, p50, p99, srv, pgc, lgc []float64
 			row := Row{Clients: c, Mode: md}
 			for _, r := range results {
 				if r.Clients != c || r.Mode != md.Key {
@@ -52,7 +53,7 @@ func summarize(results []Result) ([]Row, []Ratio) {
 				}
 				row.Rounds++
 				rps, p50, p99 = append(rps, r.DecisionsPerSecond), append(p50, r.P50), append(p99, r.P99)
-				srv, pgc = append(srv, r.ServerCPU), append(pgc, r.PostgresCPU)
+				srv, pgc, lgc = append(srv, r.ServerCPU), append(pgc, r.PostgresCPU), append(lgc, r.LoadgenCPU)
 				row.Errors += r.Errors
 				if !r.CheckOK {
 					row.ChecksFailed++
@@ -63,7 +64,7 @@ func summarize(results []Result) ([]Row, []Ratio) {
 				continue
 			}
 			row.DecisionsPerSecond, row.P50, row.P99 = median(rps), median(p50), median(p99)
-			row.ServerCPU, row.PostgresCPU = median(srv), median(pgc)
+			row.ServerCPU, row.PostgresCPU, row.LoadgenCPU = median(srv), median(pgc), median(lgc)
 			rows = append(rows, row)
 			byMode[md.Key] = row
 		}
@@ -121,7 +122,7 @@ func (m *Main) writeTable() {
 	}
 	fmt.Fprintf(m.Stdout, "\nresults%s\n", median)
 	tw := tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tmode\tdecisions/s\tp50 ms\tp99 ms\terrors\tcheck\tserver µs/dec\tpostgres µs/dec\t")
+	fmt.Fprintln(tw, "clients\tmode\tdecisions/s\tp50 ms\tp99 ms\terrors\tcheck\tserver µs/dec\tpostgres µs/dec\tloadgen µs/dec\t")
 	for _, r := range rows {
 		name := r.Mode.Key + " " + r.Mode.Name
 		if r.RowLockPool > 0 {
@@ -131,28 +132,29 @@ func (m *Main) writeTable() {
 		if r.ChecksFailed > 0 {
 			check = fmt.Sprintf("FAILED %d/%d", r.ChecksFailed, r.Rounds)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n", r.Clients, name, r.DecisionsPerSecond, r.P50, r.P99, r.Errors, check,
-			cpuText(r.ServerCPU), cpuText(r.PostgresCPU))
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n", r.Clients, name, r.DecisionsPerSecond, r.P50, r.P99, r.Errors, check,
+			cpuText(r.ServerCPU), cpuText(r.PostgresCPU), cpuText(r.LoadgenCPU))
 	}
 	_ = tw.Flush()
 
 	fmt.Fprintln(m.Stdout, "\nratios of decisions/s; the HTTP ceiling (GET /livez on bookd, same clients) and a's share of it")
 	tw = tabwriter.NewWriter(m.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\ta/c\ta/b\t/livez/s\t/livez p99 ms\ta/ceiling\t")
+	fmt.Fprintln(tw, "clients\ta/c\ta/b\t/livez/s\t/livez p99 ms\ta/ceiling\tbookd µs/livez\tloadgen µs/livez\t")
 	for _, ra := range ratios {
-		ceil, p99, share := "-", "-", "-"
+		ceil, p99, share, srv, lg := "-", "-", "-", "-", "-"
 		for _, c := range m.Ceilings {
 			if c.Clients != ra.Clients || c.RequestsPerSecond <= 0 {
 				continue
 			}
 			ceil, p99 = fmt.Sprintf("%.0f", c.RequestsPerSecond), fmt.Sprintf("%.2f", c.P99)
+			srv, lg = cpuText(c.ServerCPU), cpuText(c.LoadgenCPU)
 			for _, r := range rows {
 				if r.Clients == ra.Clients && r.Mode.Key == "a" {
 					share = fmt.Sprintf("%.0f%%", 100*r.DecisionsPerSecond/c.RequestsPerSecond)
 				}
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", ra.Clients, ratioText(ra.AC), ratioText(ra.AB), ceil, p99, share)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", ra.Clients, ratioText(ra.AC), ratioText(ra.AB), ceil, p99, share, srv, lg)
 	}
 	_ = tw.Flush()
 
