@@ -50,16 +50,19 @@ func newID(prefix string) string {
 // idempotency key the token is derived from it, so a retry with the same key
 // names the same hold and the resource actor answers it as the first time.
 func newHoldID(resourceID, idempotencyKey string) string {
-	var token string
+	// The token is the start of the base32 of 15 bytes (24 characters), so
+	// no buffer here leaves the stack; only the id is allocated.
+	var src [sha256.Size]byte
 	if idempotencyKey == "" {
-		var b [15]byte
-		_, _ = rand.Read(b[:])
-		token = tokenEncoding.EncodeToString(b[:])
+		_, _ = rand.Read(src[:15])
 	} else {
-		sum := sha256.Sum256([]byte("bookd/hold\x00" + resourceID + "\x00" + idempotencyKey))
-		token = tokenEncoding.EncodeToString(sum[:])
+		var buf [16 + maxIDLen + maxIdemKeyLen]byte
+		in := append(append(append(buf[:0], "bookd/hold\x00"...), resourceID...), 0)
+		src = sha256.Sum256(append(in, idempotencyKey...))
 	}
-	return resourceID + "." + token[:holdTokenLen]
+	var token [24]byte
+	tokenEncoding.Encode(token[:], src[:15])
+	return resourceID + "." + string(token[:holdTokenLen])
 }
 
 // parseHoldID returns the resource id of a hold id; ok is false when id is

@@ -68,6 +68,16 @@ func TestNewHoldIDIdempotencyKey(t *testing.T) {
 	if a1 != a2 {
 		t.Errorf("newHoldID(concert-standing, order-42) = %q then %q, want the same id", a1, a2)
 	}
+	// The ids of holds already in journals: a retry after an upgrade must
+	// name the same hold.
+	for _, c := range []struct{ res, key, want string }{
+		{"concert-standing", "order-42", "concert-standing.kkyi2v523gxgwvaydrf3"},
+		{"hotel-alfama-room-101", "k", "hotel-alfama-room-101.5ns7iarnnjn4y5oth4p6"},
+	} {
+		if got := newHoldID(c.res, c.key); got != c.want {
+			t.Errorf("newHoldID(%q, %q) = %q, want %q as every release before", c.res, c.key, got, c.want)
+		}
+	}
 	distinct := map[string]string{a1: "concert-standing/order-42"}
 	for _, c := range []struct{ res, key string }{
 		{"concert-standing", "order-43"},
