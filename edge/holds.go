@@ -126,9 +126,7 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		prev, err := s.cfg.Claims.Claim(ctx, who.UserID, key, fp)
 		if err != nil {
 			s.log.Error("claim idempotency key", "error", err)
-			p := newProblem(probUnavailable, "the Idempotency-Key could not be checked; retry")
-			p.retryAfter = 1
-			writeProblem(w, r, p)
+			writeProblem(w, r, newProblem(probUnavailable, "the Idempotency-Key could not be checked; retry"))
 			return
 		}
 		if prev != "" && prev != fp {

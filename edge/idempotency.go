@@ -93,9 +93,7 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h http.Handl
 		case prev.Fingerprint != fp:
 			writeProblem(w, r, newProblem(probIdempotency, "the Idempotency-Key %q was used with another request", key))
 		case prev.Status == 0:
-			p := newProblem(probInFlight, "the request with Idempotency-Key %q is still being processed", key)
-			p.retryAfter = 1
-			writeProblem(w, r, p)
+			writeProblem(w, r, newProblem(probInFlight, "the request with Idempotency-Key %q is still being processed", key))
 		default:
 			if prev.Location != "" {
 				w.Header().Set("Location", prev.Location)

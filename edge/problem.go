@@ -73,7 +73,12 @@ var (
 )
 
 func newProblem(k problemKind, format string, args ...any) *Problem {
-	return &Problem{Type: "/problems/" + k.slug, Title: k.title, Status: k.status, Detail: fmt.Sprintf(format, args...)}
+	p := &Problem{Type: "/problems/" + k.slug, Title: k.title, Status: k.status, Detail: fmt.Sprintf(format, args...)}
+	if k == probUnavailable || k == probInFlight {
+		// Both are worth retrying soon, with the same key: say when.
+		p.retryAfter = 1
+	}
+	return p
 }
 
 // invalidField is a 400 problem naming one field.
@@ -125,13 +130,9 @@ func actorProblem(e *bookdv1.Error) *Problem {
 	case bookdv1.ErrorCode_ERROR_CODE_HOLD_NOT_ACTIVE:
 		return newProblem(probNotActive, "%s", e.GetDetail())
 	case bookdv1.ErrorCode_ERROR_CODE_IN_FLIGHT:
-		p := newProblem(probInFlight, "%s", e.GetDetail())
-		p.retryAfter = 1
-		return p
+		return newProblem(probInFlight, "%s", e.GetDetail())
 	case bookdv1.ErrorCode_ERROR_CODE_UNAVAILABLE:
-		p := newProblem(probUnavailable, "%s", e.GetDetail())
-		p.retryAfter = 1
-		return p
+		return newProblem(probUnavailable, "%s", e.GetDetail())
 	}
 	return newProblem(probInternal, "unknown error code %v: %s", e.GetCode(), e.GetDetail())
 }
@@ -149,9 +150,7 @@ func errorProblem(err error) *Problem {
 	case errors.Is(err, persistence.ErrPrecondition):
 		return newProblem(probPrecondition, "the If-Match version is not the current one")
 	case errors.Is(err, cluster.ErrUnavailable):
-		p := newProblem(probUnavailable, "%v", err)
-		p.retryAfter = 1
-		return p
+		return newProblem(probUnavailable, "%v", err)
 	}
 	return newProblem(probInternal, "internal error")
 }

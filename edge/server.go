@@ -303,18 +303,14 @@ func (s *Server) handleLivez(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if !s.ready.Load() {
-		p := newProblem(probUnavailable, "the node is starting or draining")
-		p.retryAfter = 1
-		writeProblem(w, r, p)
+		writeProblem(w, r, newProblem(probUnavailable, "the node is starting or draining"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("readiness: store does not answer", "error", err)
-		p := newProblem(probUnavailable, "the store does not answer")
-		p.retryAfter = 1
-		writeProblem(w, r, p)
+		writeProblem(w, r, newProblem(probUnavailable, "the store does not answer"))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -41,7 +41,9 @@ type wsConn struct {
 // handleWS is GET /v1/ws: the live availability stream.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.hub == nil {
-		writeProblem(w, r, newProblem(probUnavailable, "this node has no bus; live availability is off"))
+		p := newProblem(probUnavailable, "this node has no bus; live availability is off")
+		p.retryAfter = 0 // retrying this node will not help
+		writeProblem(w, r, p)
 		return
 	}
 	if !s.checkOrigin(r) {
@@ -59,9 +61,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	h := s.hub
 	c := &wsConn{h: h, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{}), subs: map[string]*subscription{}}
 	if !h.addConn(c) {
-		p := newProblem(probUnavailable, "the node is draining; connect to another")
-		p.retryAfter = 1
-		writeProblem(w, r, p)
+		writeProblem(w, r, newProblem(probUnavailable, "the node is draining; connect to another"))
 		return
 	}
 	defer h.removeConn(c)
