@@ -28,6 +28,11 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 			return nil, newProblem(probMediaType, "Content-Type %q: send application/json", ct)
 		}
 	}
+	return readLimited(w, r, limit)
+}
+
+// readLimited reads r's body, at most limit bytes, whatever its type.
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError

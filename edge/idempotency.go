@@ -76,9 +76,9 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h http.Handl
 		h(w, r)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		writeProblem(w, r, newProblem(probTooLarge, "the body is over %d bytes", s.cfg.MaxBodyBytes))
+	body, p := readLimited(w, r, s.cfg.MaxBodyBytes)
+	if p != nil {
+		writeProblem(w, r, p)
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
