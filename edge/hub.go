@@ -299,6 +299,15 @@ func (t *hubTopic) each(fn func(*hubDelta)) {
 	}
 }
 
+// slotsJSON converts slot counts for a message.
+func slotsJSON(slots []*bookdv1.SlotAvailability) []slotJSON {
+	out := make([]slotJSON, 0, len(slots))
+	for _, s := range slots {
+		out = append(out, slotJSON{Start: s.GetStart(), Free: s.GetFree(), Held: s.GetHeld(), Confirmed: s.GetConfirmed()})
+	}
+	return out
+}
+
 // microLayout is RFC 3339 with microseconds.
 const microLayout = "2006-01-02T15:04:05.000000Z07:00"
 
@@ -308,10 +317,7 @@ func (t *hubTopic) deltaJSON(hd *hubDelta) []byte {
 		c := hd.c
 		m := deltaMsg{Type: "delta", Topic: t.ct.String(), ResourceID: c.GetResourceId(), ListingID: c.GetListingId(),
 			Epoch: strconv.FormatUint(c.GetEpoch(), 10), PrevSeq: c.GetPrevSeq(), Seq: c.GetSeq(), Capacity: c.GetCapacity(),
-			CommittedAt: time.UnixMicro(c.GetCommittedAtUs()).UTC().Format(microLayout)}
-		for _, s := range c.GetSlots() {
-			m.Slots = append(m.Slots, slotJSON{Start: s.GetStart(), Free: s.GetFree(), Held: s.GetHeld(), Confirmed: s.GetConfirmed()})
-		}
+			CommittedAt: time.UnixMicro(c.GetCommittedAtUs()).UTC().Format(microLayout), Slots: slotsJSON(c.GetSlots())}
 		for _, h := range c.GetHolds() {
 			m.Holds = append(m.Holds, holdJSON(h))
 		}
@@ -437,12 +443,8 @@ func (h *hub) fetch(s *subscription, resources []string) {
 		if hp, ok := t.heads[r]; !ok || hp.epoch != a.GetEpoch() || a.GetSeq() > hp.seq {
 			t.heads[r] = pos{a.GetEpoch(), a.GetSeq()}
 		}
-		rs := resourceSnapshot{ResourceID: r, Capacity: a.GetCapacity(), Epoch: strconv.FormatUint(a.GetEpoch(), 10), Seq: a.GetSeq(),
-			Slots: make([]slotJSON, 0, len(a.GetSlots()))}
-		for _, sl := range a.GetSlots() {
-			rs.Slots = append(rs.Slots, slotJSON{Start: sl.GetStart(), Free: sl.GetFree(), Held: sl.GetHeld(), Confirmed: sl.GetConfirmed()})
-		}
-		msg.Resources = append(msg.Resources, rs)
+		msg.Resources = append(msg.Resources, resourceSnapshot{ResourceID: r, Capacity: a.GetCapacity(),
+			Epoch: strconv.FormatUint(a.GetEpoch(), 10), Seq: a.GetSeq(), Slots: slotsJSON(a.GetSlots())})
 	}
 	if full {
 		s.all = false
