@@ -246,7 +246,7 @@ func (s *Server) handleCreateListing(w http.ResponseWriter, r *http.Request) {
 	if p == nil {
 		var l persistence.Listing
 		if l, p = decodeListingRequest(body); p == nil {
-			if p := s.ownsProvider(r, l.ProviderID, "provider_id"); p != nil {
+			if p := s.ownsProvider(r, l.ProviderID); p != nil {
 				writeProblem(w, r, p)
 				return
 			}
@@ -310,9 +310,9 @@ func (s *Server) createProblem(err error, what, id, parentField string) *Problem
 	return newProblem(probInternal, "internal error")
 }
 
-// ownsProvider checks that the principal may manage provider id: admins
-// any, providers their own. A missing provider names field.
-func (s *Server) ownsProvider(r *http.Request, id, field string) *Problem {
+// ownsProvider checks that the principal may manage provider id, named by
+// the request's provider_id: admins any, providers their own.
+func (s *Server) ownsProvider(r *http.Request, id string) *Problem {
 	who := principal(r)
 	if who.admin() {
 		return nil
@@ -320,7 +320,7 @@ func (s *Server) ownsProvider(r *http.Request, id, field string) *Problem {
 	pr, err := s.store.GetProvider(r.Context(), id)
 	switch {
 	case errors.Is(err, persistence.ErrNotFound):
-		return invalidField(field, "does not exist")
+		return invalidField("provider_id", "does not exist")
 	case err != nil:
 		s.log.Error("read provider", "error", err)
 		return newProblem(probInternal, "internal error")
@@ -340,7 +340,7 @@ func (s *Server) ownsListing(r *http.Request, id string) (persistence.Listing, *
 		s.log.Error("read listing", "error", err)
 		return l, newProblem(probInternal, "internal error")
 	}
-	if p := s.ownsProvider(r, l.ProviderID, "provider_id"); p != nil {
+	if p := s.ownsProvider(r, l.ProviderID); p != nil {
 		if p.Status == http.StatusBadRequest {
 			p = newProblem(probForbidden, "listing %q is not yours", id)
 		}
