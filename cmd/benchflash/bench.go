@@ -165,7 +165,7 @@ func (m *Main) bench(ctx context.Context) (err error) {
 	}
 
 	m.writeSetup(env, bin)
-	lg := &loadgenRunner{Bin: bin, Requests: m.Requests, Duration: m.Duration, Timeout: m.Timeout, Tokens: map[string]string{}}
+	lg := &loadgenRunner{Bin: bin, Requests: m.Requests, Duration: m.Duration, Timeout: m.Timeout, Procs: m.LoadgenProcs, Tokens: map[string]string{}}
 	for _, sys := range systems {
 		if sys.node != nil {
 			lg.Tokens[sys.node.URL()] = sys.node.customerToken

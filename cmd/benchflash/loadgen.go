@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,6 +21,7 @@ type loadgenRunner struct {
 	Requests int           // --requests
 	Duration time.Duration // --duration
 	Timeout  time.Duration // --timeout
+	Procs    int           // GOMAXPROCS; 0: Go's default
 	Progress io.Writer     // also gets loadgen's progress lines; nil: only the log file
 	// Tokens are the access tokens loadgen places holds with, by target.
 	Tokens map[string]string
@@ -123,6 +125,9 @@ func (l *loadgenRunner) exec(ctx context.Context, target, id string, clients, re
 		cmd.Args = append(cmd.Args, "--token", tok)
 	}
 	cmd.Env = withoutBookdEnv(os.Environ())
+	if l.Procs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(l.Procs)) // the last one wins
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	cmd.SysProcAttr = childProcAttr()
 	cmd.WaitDelay = 5 * time.Second

@@ -77,6 +77,11 @@ type Main struct {
 	// answers while loadgen shares its CPUs. Default true.
 	Ceiling bool
 	Bookd   string // a bookd binary to use instead of building one
+	// LoadgenProcs is loadgen's GOMAXPROCS; 0 leaves Go's default (one per
+	// CPU). Default 1: loadgen shares the CPUs with the server it measures,
+	// and on one P its clients cost it less CPU (no work stealing between
+	// Ps), which leaves more to the server; it uses under half a CPU.
+	LoadgenProcs int
 	// ServeFlags are extra flags of every `bookd serve` (modes a and b),
 	// such as --debug-addr to profile a run.
 	ServeFlags []string
@@ -120,6 +125,7 @@ func (m *Main) flags() *flag.FlagSet {
 	fs.IntVar(&m.BatchMax, "batch-max", 512, "bookd --batch-max of mode a (group commit)")
 	fs.IntVar(&m.MaxConnections, "max-connections", 300, "max_connections of the PostgreSQL server")
 	fs.IntVar(&m.RowLockPool, "rowlock-pool", 0, "connections of the row-lock server's pool (0: one per client, at most pgxpool's default max(4, NumCPU))")
+	fs.IntVar(&m.LoadgenProcs, "loadgen-procs", 1, "GOMAXPROCS of loadgen (0: one per CPU)")
 	fs.BoolVar(&m.Ceiling, "ceiling", true, "measure GET /livez on bookd at each client count, the HTTP ceiling of the machine")
 	fs.StringVar(&m.Bookd, "bookd", "", "bookd `binary` to run (default: go build ./cmd/bookd into a temp folder)")
 	fs.Func("serve-flag", "an extra `flag` of bookd serve in modes a and b, such as --serve-flag=--debug-addr=127.0.0.1:6060 to profile (repeatable)", func(s string) error {
@@ -163,6 +169,8 @@ func (m *Main) Validate() error {
 		return fmt.Errorf("--max-connections: must be more than %d, got %d", rowLockHeadroom, m.MaxConnections)
 	case m.RowLockPool < 0 || m.RowLockPool > m.MaxConnections-rowLockHeadroom:
 		return fmt.Errorf("--rowlock-pool: must be between 0 and %d, got %d", m.MaxConnections-rowLockHeadroom, m.RowLockPool)
+	case m.LoadgenProcs < 0:
+		return fmt.Errorf("--loadgen-procs: must be 0 or more, got %d", m.LoadgenProcs)
 	case len(m.Modes) == 0:
 		return errors.New("--modes: name at least one mode")
 	}

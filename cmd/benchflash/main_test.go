@@ -100,6 +100,7 @@ func TestValidate(t *testing.T) {
 		{[]string{"--rowlock-pool", "100000"}, "--rowlock-pool"},
 		{[]string{"--max-connections", "10"}, "--max-connections"},
 		{[]string{"--duration", "0s"}, "--duration"},
+		{[]string{"--loadgen-procs", "-1"}, "--loadgen-procs"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 )
 
@@ -97,8 +98,12 @@ func (m *Main) writeSetup(si serverInfo, bin string) {
 	fmt.Fprintf(m.Stdout, "machine:    %s\n", machine())
 	fmt.Fprintf(m.Stdout, "postgres:   %s, fsync %s, synchronous_commit %s, max_connections %s\n",
 		si.Version, si.Fsync, si.SynchronousCommit, si.MaxConnections)
-	fmt.Fprintf(m.Stdout, "loadgen:    %s loadgen --requests %d --duration %v --timeout %v --livez-requests -1, rounds %d\n",
-		bin, m.Requests, m.Duration, m.Timeout, m.Rounds)
+	procs := "one per CPU"
+	if m.LoadgenProcs > 0 {
+		procs = strconv.Itoa(m.LoadgenProcs)
+	}
+	fmt.Fprintf(m.Stdout, "loadgen:    %s loadgen --requests %d --duration %v --timeout %v --livez-requests -1, GOMAXPROCS %s, rounds %d\n",
+		bin, m.Requests, m.Duration, m.Timeout, procs, m.Rounds)
 	fmt.Fprintf(m.Stdout, "modes:      a = bookd --batch-max %d; b = bookd --batch-max 1; c = row lock, pool %s\n",
 		m.BatchMax, m.poolText())
 }
