@@ -274,14 +274,19 @@ func (m *Main) runOnce(ctx context.Context, adminURL string, sys *system, client
 	res.P50, res.P99 = sum.Latency.P50, sum.Latency.P99
 	res.Errors, res.Stopped = sum.Errors, sum.Stopped
 	res.CheckOK, res.Problem = sum.Check.OK, sum.checkProblems()
-	if res.Decisions > 0 && errors.Join(err0, err1, err2, err3) == nil {
-		res.ServerCPU = float64((server1 - server0).Microseconds()) / float64(res.Decisions)
-		res.PostgresCPU = float64((postgres1 - postgres0).Microseconds()) / float64(res.Decisions)
-	}
 	if res.Decisions > 0 {
-		res.LoadgenCPU = float64(sum.CPU.Microseconds()) / float64(res.Decisions)
+		if errors.Join(err0, err1, err2, err3) == nil {
+			res.ServerCPU = perUnit(server1-server0, res.Decisions)
+			res.PostgresCPU = perUnit(postgres1-postgres0, res.Decisions)
+		}
+		res.LoadgenCPU = perUnit(sum.CPU, res.Decisions)
 	}
 	return res, nil
+}
+
+// perUnit is d in µs per one of n units (n > 0).
+func perUnit(d time.Duration, n int64) float64 {
+	return float64(d.Microseconds()) / float64(n)
 }
 
 // Ceiling is GET /livez on mode a's node at one client count.
@@ -311,11 +316,11 @@ func (m *Main) ceiling(ctx context.Context, node *bookdNode, clients int, lg *lo
 	server1, err1 := processCPU(node.PID())
 	c := sum.Ceiling
 	out := Ceiling{Clients: clients, RequestsPerSecond: c.RequestsPerSecond, P99: c.Latency.P99, Errors: c.Errors}
-	if n := float64(c.Requests); n > 0 {
+	if n := c.Requests; n > 0 {
 		if errors.Join(err0, err1) == nil {
-			out.ServerCPU = float64((server1 - server0).Microseconds()) / n
+			out.ServerCPU = perUnit(server1-server0, n)
 		}
-		out.LoadgenCPU = float64(sum.CPU.Microseconds()) / n
+		out.LoadgenCPU = perUnit(sum.CPU, n)
 	}
 	return out, nil
 }

@@ -52,10 +52,7 @@ func readAnswer(br *bufio.Reader, method string) (status int, body []byte, keep 
 		case method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified:
 			return code, nil, keep, nil
 		case chunked:
-			body, err = io.ReadAll(io.LimitReader(httputil.NewChunkedReader(br), maxAnswer+1))
-			if err == nil && len(body) > maxAnswer {
-				err = fmt.Errorf("the body is over %d bytes", maxAnswer)
-			}
+			body, err = readBounded(httputil.NewChunkedReader(br))
 			if err == nil {
 				err = skipTrailer(br)
 			}
@@ -69,10 +66,7 @@ func readAnswer(br *bufio.Reader, method string) (status int, body []byte, keep 
 				err = io.ErrUnexpectedEOF
 			}
 		default: // the body runs to the end of the connection
-			body, err = io.ReadAll(io.LimitReader(br, maxAnswer+1))
-			if err == nil && len(body) > maxAnswer {
-				err = fmt.Errorf("the body is over %d bytes", maxAnswer)
-			}
+			body, err = readBounded(br)
 			keep = false
 		}
 		if err != nil {
@@ -205,13 +199,28 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
-// headerSeparators are the printable ASCII bytes a token may not have.
-const headerSeparators = `"(),/:;<=>?@[\]{}`
+// readBounded reads r to its end, failing when that is over maxAnswer bytes.
+func readBounded(r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, maxAnswer+1))
+	if err == nil && len(body) > maxAnswer {
+		err = fmt.Errorf("the body is over %d bytes", maxAnswer)
+	}
+	return body, err
+}
+
+// tokenByte marks the bytes an RFC 9110 token may have: printable ASCII
+// but the separators.
+var tokenByte = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
+	}
+	return t
+}()
 
 // validHeaderName reports whether b is an RFC 9110 token.
 func validHeaderName(b []byte) bool {
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(headerSeparators, c) >= 0 {
+		if !tokenByte[c] {
 			return false
 		}
 	}
