@@ -50,8 +50,8 @@ func newID(prefix string) string {
 // idempotency key the token is derived from it, so a retry with the same key
 // names the same hold and the resource actor answers it as the first time.
 func newHoldID(resourceID, idempotencyKey string) string {
-	// The token is the start of the base32 of 15 bytes (24 characters), so
-	// no buffer here leaves the stack; only the id is allocated.
+	// The token is the start of the base32 of 15 bytes (24 characters); the
+	// hash's input stays on the stack unless the key is unusually long.
 	var src [sha256.Size]byte
 	if idempotencyKey == "" {
 		_, _ = rand.Read(src[:15])
