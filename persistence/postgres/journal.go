@@ -90,30 +90,29 @@ func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
 	for i, e := range b.Events {
 		events[i] = blob(e)
 	}
-	var (
-		snapSeq   *int64
-		snapData  []byte
-		wakeAt    *time.Time
-		clearWake bool
-	)
-	if b.Snapshot != nil {
-		seq := int64(b.Snapshot.Seq)
-		snapSeq, snapData = &seq, blob(b.Snapshot.Data)
-	}
-	if b.Wake != nil {
-		if b.Wake.IsZero() {
-			clearWake = true
-		} else {
-			at := b.Wake.UTC()
-			wakeAt = &at
-		}
-	}
-
 	var last, n int64
 	var row pgx.Row
-	if snapSeq == nil && wakeAt == nil && !clearWake {
+	if b.Snapshot == nil && b.Wake == nil {
 		row = s.pool.QueryRow(ctx, appendEventsSQL, b.Stream, int64(b.ExpectedSeq), events)
 	} else {
+		var (
+			snapSeq   *int64
+			snapData  []byte
+			wakeAt    *time.Time
+			clearWake bool
+		)
+		if b.Snapshot != nil {
+			seq := int64(b.Snapshot.Seq)
+			snapSeq, snapData = &seq, blob(b.Snapshot.Data)
+		}
+		if b.Wake != nil {
+			if b.Wake.IsZero() {
+				clearWake = true
+			} else {
+				at := b.Wake.UTC()
+				wakeAt = &at
+			}
+		}
 		row = s.pool.QueryRow(ctx, appendSQL, b.Stream, int64(b.ExpectedSeq), events, snapSeq, snapData, wakeAt, clearWake)
 	}
 	err := row.Scan(&last, &n)
