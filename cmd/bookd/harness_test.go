@@ -39,7 +39,7 @@ func startNode(t *testing.T, args ...string) *testNode {
 	// The first admin comes from `bookd admin create`, as in production;
 	// the tests hash passwords cheaply and are not rate limited (the rate
 	// limit tests start their own nodes with limits).
-	adminArgs := []string{"create", "--email", "admin@example.com", "--data", data, "--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}
+	adminArgs := append([]string{"create", "--email", "admin@example.com", "--data", data}, testArgon2Flags...)
 	for i, a := range args {
 		if a == "--postgres" && i+1 < len(args) {
 			adminArgs = append(adminArgs, "--postgres", args[i+1])
@@ -48,9 +48,7 @@ func startNode(t *testing.T, args ...string) *testNode {
 	if err := (&AdminCmd{Stdin: strings.NewReader(testPassword + "\n"), Stdout: io.Discard, Stderr: io.Discard}).Run(t.Context(), adminArgs); err != nil {
 		t.Fatalf("bookd admin create: %v", err)
 	}
-	args = append([]string{"--http", "127.0.0.1:0", "--data", data, "--log-level", "warn",
-		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1",
-		"--rate-limit", "default=off,login=off,holds=off"}, args...)
+	args = append(append([]string{"--http", "127.0.0.1:0", "--data", data, "--log-level", "warn"}, testServeFlags...), args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, args) }()

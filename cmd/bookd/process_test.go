@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,16 +69,18 @@ type proc struct {
 // testServeFlags are the flags of every bookd the tests start: cheap
 // password hashes, and no rate limits (the tests make many requests from
 // one client on purpose; the limits have tests of their own).
-var testServeFlags = []string{"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1",
-	"--rate-limit", "default=off,holds=off,login=off"}
+var testServeFlags = append(slices.Clone(testArgon2Flags), "--rate-limit", "default=off,holds=off,login=off")
+
+// testArgon2Flags make password hashes cheap, for serve and admin create.
+var testArgon2Flags = []string{"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}
 
 // createAdmin runs `bookd admin create` for admin@example.com with
 // testPassword on the store named by storeArgs (--data or --postgres),
 // once per store: a restart over the same store finds it.
 func createAdmin(t *testing.T, storeArgs ...string) {
 	t.Helper()
-	admin := exec.Command(bookdBinary(t), append([]string{"admin", "create", "--email", "admin@example.com",
-		"--argon2-memory", "64", "--argon2-time", "1", "--argon2-threads", "1"}, storeArgs...)...)
+	args := append(append([]string{"admin", "create", "--email", "admin@example.com"}, testArgon2Flags...), storeArgs...)
+	admin := exec.Command(bookdBinary(t), args...)
 	admin.Stdin = strings.NewReader(testPassword + "\n")
 	if out, err := admin.CombinedOutput(); err != nil && !strings.Contains(string(out), "exists already") {
 		t.Fatalf("bookd admin create: %v\n%s", err, out)
