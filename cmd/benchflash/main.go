@@ -4,7 +4,8 @@
 //
 //	a  bookd with group commit (bookd serve --postgres … --batch-max 512)
 //	b  bookd committing each decision alone (--batch-max 1, its own database)
-//	c  the classic row lock: a minimal net/http + pgxpool server whose
+//	c  the classic row lock: a minimal server on bookd's HTTP stack
+//	   (edge/h1 with a net/http ServeMux) and a pgxpool, whose
 //	   POST /v1/holds runs UPDATE inventory SET remaining = remaining - $1
 //	   WHERE id = $2 AND remaining >= $1, one transaction per request
 //

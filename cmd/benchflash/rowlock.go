@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/bookd/bookd/edge/h1"
 	"github.com/bookd/bookd/persistence/postgres"
 )
 
@@ -28,11 +29,11 @@ import (
 // (its WAL flush): PostgreSQL groups the flushes of concurrent commits, but
 // on one hot row there is never more than one commit to group.
 //
-// The server is as small as the stack allows — net/http and a pgxpool, no
-// idempotency, no hold records, no validation beyond the body's shape — so
-// that it is the row lock and not the server that is measured. It answers
-// the routes loadgen uses in the shape bookd answers them, so that
-// loadgen's check runs against it too.
+// The server is as small as the stack allows — bookd's HTTP server
+// (edge/h1) and a pgxpool, no idempotency, no hold records, no validation
+// beyond the body's shape — so that it is the row lock and not the server
+// that is measured. It answers the routes loadgen uses in the shape bookd
+// answers them, so that loadgen's check runs against it too.
 
 const (
 	// holdSQL is one hold: one statement, so one implicit transaction and
@@ -93,7 +94,7 @@ func createInventory(ctx context.Context, url string) error {
 type rowLockServer struct {
 	pool   *pgxpool.Pool
 	ln     net.Listener
-	srv    *http.Server
+	srv    *h1.Server // the HTTP server bookd's API port uses
 	log    *slog.Logger
 	logOut *os.File
 	served chan error // Serve's result
@@ -134,7 +135,8 @@ func startRowLock(ctx context.Context, url string, poolSize int, logPath string)
 	}
 	s := &rowLockServer{pool: pool, ln: ln, logOut: logOut, served: make(chan error, 1),
 		log: slog.New(slog.NewTextHandler(logOut, nil)).With("subsystem", "rowlock")}
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	s.srv = &h1.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	s.log.Info("serving", "http", ln.Addr().String(), "pool", poolSize)
 	return s, nil

@@ -8,13 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/bookd/bookd/actors/resource"
 	"github.com/bookd/bookd/cluster"
 	"github.com/bookd/bookd/edge"
+	"github.com/bookd/bookd/edge/h1"
 	"github.com/bookd/bookd/persistence"
 	"github.com/bookd/bookd/persistence/postgres"
 	"github.com/bookd/bookd/persistence/sqlite"
@@ -211,7 +211,8 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--http: %w", err)
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &h1.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	api.SetReady(true)
@@ -241,7 +242,7 @@ func (s *Serve) Run(ctx context.Context, args []string) error {
 // requests finish, actors commit what they decided and stop (the node takes
 // no new activations meanwhile), the node leaves the gossip so that the
 // others take its resources over, then the node and the store close.
-func (s *Serve) shutdown(srv *http.Server, api *edge.Server, node *cluster.Node, log *slog.Logger) error {
+func (s *Serve) shutdown(srv *h1.Server, api *edge.Server, node *cluster.Node, log *slog.Logger) error {
 	log.Info("shutting down", "timeout", s.ShutdownTimeout)
 	api.SetReady(false)
 	ctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)

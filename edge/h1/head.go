@@ -1,0 +1,314 @@
+package h1
+
+import (
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// A head is a parsed request head: the request line and the header fields.
+type head struct {
+	method        string
+	target        string // the request-target, as sent
+	url           *url.URL
+	host          string
+	header        http.Header // without Host, as net/http keeps it
+	contentLength int64       // 0 when absent
+	close         bool        // Connection: close
+}
+
+// Limits of the heads this package parses; a head beyond them goes to
+// net/http, which has its own.
+const (
+	maxFields = 64
+	bufSize   = 4096 // the connection's read buffer, and so the largest head
+)
+
+// parseHead parses b, a request head up to and including its blank line,
+// and reports whether it is plain: a request that this package serves
+// exactly as net/http would. Anything else — another version, method or
+// form of target, a chunked or expected body, an upgrade, obs-fold, bare
+// LF, a byte outside visible ASCII, a repeated or malformed Host or
+// Content-Length — is not plain, and the connection goes to net/http,
+// which answers it (with a 400 when it is bad). So this parser accepts a
+// subset of what net/http accepts, with the same meaning; FuzzParseHead
+// holds it to that.
+func parseHead(b []byte) (head, bool) {
+	var h head
+	// One string for the whole head: the header values are its substrings.
+	s := string(b)
+	line, rest, ok := cutCRLF(s)
+	if !ok {
+		return h, false
+	}
+	sp1 := strings.IndexByte(line, ' ')
+	if sp1 <= 0 {
+		return h, false
+	}
+	h.method, ok = plainMethod(line[:sp1])
+	if !ok {
+		return h, false
+	}
+	line = line[sp1+1:]
+	sp2 := strings.IndexByte(line, ' ')
+	if sp2 <= 0 || line[sp2+1:] != "HTTP/1.1" {
+		return h, false
+	}
+	h.target = line[:sp2]
+	if h.target[0] != '/' || !visible(h.target) {
+		return h, false
+	}
+	u, err := url.ParseRequestURI(h.target)
+	if err != nil {
+		return h, false
+	}
+	h.url = u
+
+	// Count the fields first, so that their values share one backing array.
+	n := strings.Count(rest, "\n") - 1 // less the blank line
+	if n < 0 || n > maxFields {
+		return h, false
+	}
+	h.header = make(http.Header, n)
+	values := make([]string, n)
+	hosts, lengths := 0, 0
+	for i := 0; ; i++ {
+		line, rest, ok = cutCRLF(rest)
+		if !ok {
+			return h, false
+		}
+		if line == "" {
+			if rest != "" {
+				return h, false // bytes after the blank line: not a head
+			}
+			break
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return h, false
+		}
+		value := trimOWS(line[colon+1:])
+		if !fieldValue(value) {
+			return h, false
+		}
+		name := canonicalName(line[:colon])
+		switch name {
+		case "Host":
+			hosts++
+			if hosts > 1 || !plainHost(value) {
+				return h, false
+			}
+			h.host = value
+			continue // net/http moves Host out of the header
+		case "Content-Length":
+			lengths++
+			cl, ok := parseLength(value)
+			if lengths > 1 || !ok {
+				return h, false
+			}
+			h.contentLength = cl
+		case "Connection":
+			switch {
+			case asciiEqualFold(value, "close"):
+				h.close = true
+			case asciiEqualFold(value, "keep-alive"):
+			default:
+				return h, false
+			}
+		case "Transfer-Encoding", "Expect", "Upgrade", "Trailer", "Te", "Pragma":
+			// Pragma: net/http may add a Cache-Control for it.
+			return h, false
+		}
+		values[i] = value
+		if prev, dup := h.header[name]; dup {
+			h.header[name] = append(prev, value)
+		} else {
+			h.header[name] = values[i : i+1 : i+1]
+		}
+	}
+	if hosts == 0 {
+		return h, false // HTTP/1.1 requires Host; net/http answers 400
+	}
+	return h, true
+}
+
+// plainMethod returns m as a constant when it is a method served here.
+// HEAD (whose answers have no body) and the rest go to net/http.
+func plainMethod(m string) (string, bool) {
+	switch m {
+	case http.MethodGet:
+		return http.MethodGet, true
+	case http.MethodPost:
+		return http.MethodPost, true
+	case http.MethodPut:
+		return http.MethodPut, true
+	case http.MethodPatch:
+		return http.MethodPatch, true
+	case http.MethodDelete:
+		return http.MethodDelete, true
+	case http.MethodOptions:
+		return http.MethodOptions, true
+	}
+	return "", false
+}
+
+// commonNames are canonical header names, so that the usual ones cost no
+// allocation; any other name is canonicalized by net/textproto.
+var commonNames = func() map[string]string {
+	m := make(map[string]string)
+	for _, n := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Content-Length", "Content-Type", "Cookie", "Host", "Idempotency-Key",
+		"If-Match", "If-None-Match", "Origin", "Pragma", "Referer", "Sec-Fetch-Dest",
+		"Sec-Fetch-Mode", "Sec-Fetch-Site", "User-Agent", "X-Api-Key", "X-Forwarded-For",
+		"X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id", "Traceparent", "Tracestate",
+		"Transfer-Encoding", "Expect", "Upgrade", "Trailer", "Te",
+	} {
+		m[n] = n
+	}
+	return m
+}()
+
+// canonicalName is textproto.CanonicalMIMEHeaderKey(name) for a token.
+func canonicalName(name string) string {
+	if c, ok := commonNames[name]; ok {
+		return c
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// cutCRLF splits s at its first LF, which must follow a CR: a bare LF
+// (which net/http takes as a line end) is not plain. A CR inside the line
+// is left to the callers, whose checks of every byte refuse it.
+func cutCRLF(s string) (line, rest string, ok bool) {
+	i := strings.IndexByte(s, '\n')
+	if i <= 0 || s[i-1] != '\r' {
+		return "", "", false
+	}
+	return s[:i-1], s[i+1:], true
+}
+
+// tchar is RFC 9110's token characters.
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !tchar[s[i]] {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// visible reports whether s is all visible ASCII (no space, no control,
+// nothing above 0x7e).
+func visible(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldValue reports whether v, already trimmed, is visible ASCII with
+// inner spaces and tabs; obs-text and controls are not plain.
+func fieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !valueByte[v[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// valueByte is the bytes of a plain field value.
+var valueByte = func() (t [256]bool) {
+	for c := ' '; c < 0x7f; c++ {
+		t[c] = true
+	}
+	t['\t'] = true
+	return t
+}()
+
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// plainHost reports whether v is a host[:port] of the usual characters: a
+// name, an IPv4 address or a bracketed IPv6 address. Empty is not plain.
+func plainHost(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses a Content-Length: 1 to 18 digits.
+func parseLength(v string) (int64, bool) {
+	if v == "" || len(v) > 18 {
+		return 0, false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
+func asciiEqualFold(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		a, b := s[i], t[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// headEnd returns the length of the head at the start of b, through its
+// blank line, or -1 when b holds no blank line yet.
+func headEnd(b []byte) int {
+	i := bytes.Index(b, []byte("\r\n\r\n"))
+	if i < 0 {
+		return -1
+	}
+	return i + 4
+}

@@ -1,0 +1,127 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// netHTTPRequest reads b as net/http's server does: http.ReadRequest (which
+// takes Host out of the header, and refuses two), then the checks its
+// connection adds. It reports whether the whole of b was the head.
+// (Whether a Host field was there at all is left to the comparison of
+// Host: parseHead takes no head without one.)
+func netHTTPRequest(b []byte) (*http.Request, bool) {
+	br := bufio.NewReader(bytes.NewReader(b))
+	req, err := http.ReadRequest(br)
+	if err != nil || br.Buffered() != 0 || !httpguts.ValidHostHeader(req.Host) {
+		return nil, false
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, false
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, false
+			}
+		}
+	}
+	return req, true
+}
+
+// checkHead fails when parseHead takes b as plain but net/http's server
+// would refuse it or read it otherwise.
+func checkHead(t *testing.T, b []byte) (plain bool) {
+	t.Helper()
+	n := headEnd(b)
+	if n < 0 {
+		return false
+	}
+	h, ok := parseHead(b[:n])
+	if !ok {
+		return false
+	}
+	req, ok := netHTTPRequest(b[:n])
+	if !ok {
+		t.Fatalf("parseHead took %q as plain; net/http refuses it", b[:n])
+	}
+	if h.method != req.Method || h.target != req.RequestURI || h.host != req.Host ||
+		h.url.String() != req.URL.String() || h.contentLength != req.ContentLength || h.close != req.Close {
+		t.Fatalf("%q: parseHead read method %q target %q url %q host %q length %d close %v; net/http %q %q %q %q %d %v",
+			b[:n], h.method, h.target, h.url, h.host, h.contentLength, h.close,
+			req.Method, req.RequestURI, req.URL, req.Host, req.ContentLength, req.Close)
+	}
+	if !reflect.DeepEqual(map[string][]string(h.header), map[string][]string(req.Header)) {
+		t.Fatalf("%q: parseHead read the header %q; net/http %q", b[:n], h.header, req.Header)
+	}
+	return true
+}
+
+const loadgenHold = "POST /v1/holds HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nUser-Agent: bookd-loadgen\r\n" +
+	"Authorization: Bearer eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.c2ln\r\nContent-Type: application/json\r\n" +
+	"Idempotency-Key: order-42\r\nContent-Length: 38\r\n\r\n"
+
+func TestParseHeadPlain(t *testing.T) {
+	for _, head := range []string{
+		loadgenHold,
+		"GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n",
+		"GET /v1/resources?city=lisbon&kind=hotel HTTP/1.1\r\nHost: [::1]:3000\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+		"DELETE /v1/holds/x%20y HTTP/1.1\r\nhost: a\r\nx-custom-thing:  spaced value \t\r\nX-Custom-Thing: again\r\n\r\n",
+		"OPTIONS /v1/holds HTTP/1.1\r\nHost: a\r\nOrigin: http://a\r\nConnection: Keep-Alive\r\n\r\n",
+		"PUT /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n",
+	} {
+		if !checkHead(t, []byte(head)) {
+			t.Errorf("%q: not plain; want plain", head)
+		}
+	}
+}
+
+func TestParseHeadNotPlain(t *testing.T) {
+	for _, head := range []string{
+		"GET /livez HTTP/1.0\r\nHost: a\r\n\r\n",                                   // another version
+		"HEAD /livez HTTP/1.1\r\nHost: a\r\n\r\n",                                  // HEAD answers have no body
+		"GET /livez HTTP/1.1\r\n\r\n",                                              // no Host
+		"GET /livez HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                        // two Hosts
+		"GET /livez HTTP/1.1\r\nHost: a b\r\n\r\n",                                 // a bad Host
+		"POST /v1/holds HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", // chunked
+		"POST /v1/holds HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+		"POST /v1/holds HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
+		"POST /v1/holds HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"GET /livez HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n",                     // net/http adds Cache-Control
+		"GET /livez HTTP/1.1\nHost: a\r\n\r\n",                                           // bare LF
+		"GET /livez HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",                              // obs-fold
+		"GET /livez HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n",                       // obs-text
+		"GET /livez HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n",                            // a control
+		"GET /livez HTTP/1.1\r\nHost: a\r\nX : a\r\n\r\n",                                // space before the colon
+		"GET http://a/livez HTTP/1.1\r\nHost: a\r\n\r\n",                                 // absolute form
+		"GET * HTTP/1.1\r\nHost: a\r\n\r\n",                                              // asterisk form
+		"GET /li vez HTTP/1.1\r\nHost: a\r\n\r\n",                                        // a space in the target
+		"GET  /livez HTTP/1.1\r\nHost: a\r\n\r\n",                                        // two spaces
+		"get /livez HTTP/1.1\r\nHost: a\r\n\r\n",                                         // method case
+		"GET /livez HTTP/1.1\r\nHost: a\r\nConnection: close, upgrade\r\n\r\n",           // a list
+		"GET /livez HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 65) + "\r\n", // too many fields
+	} {
+		if checkHead(t, []byte(head)) {
+			t.Errorf("%q: plain; want it handed to net/http", head)
+		}
+	}
+}
+
+func FuzzParseHead(f *testing.F) {
+	f.Add([]byte(loadgenHold))
+	f.Add([]byte("GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+	f.Add([]byte("GET /a?b=c%20d HTTP/1.1\r\nHost: a:1\r\nConnection: close\r\nX-A: 1\r\nx-a: 2\r\n\r\n"))
+	f.Add([]byte("POST /v1/holds HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nCookie: a=b; c=d\r\n\r\n"))
+	f.Add([]byte("GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Add([]byte("GET //a/b HTTP/1.1\r\nHost: a\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkHead(t, b)
+	})
+}

@@ -1,0 +1,313 @@
+package h1
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// response is the http.ResponseWriter of one request; a connection reuses
+// its own for each request, header map and buffers included.
+type response struct {
+	c      *conn
+	req    *http.Request
+	header http.Header
+
+	status      int
+	wroteHeader bool  // the handler's status is set, and head holds its fields
+	committed   bool  // the head went to the connection's writer
+	declared    int64 // the Content-Length the handler set, or -1
+	written     int64 // body bytes the handler wrote
+	chunked     bool
+	noBody      bool // the status has no body (1xx, 204, 304)
+	hasType     bool // the handler set Content-Type (maybe to nothing)
+	hasDate     bool
+	closeAfter  bool // the handler asked for Connection: close, or the body fell short
+	head        []byte
+	body        []byte // buffered until the head is written
+	err         error
+}
+
+// maxBuffered is how much of a body waits for the handler to end, so that
+// the answer says its Content-Length; a longer one is sent chunked.
+const maxBuffered = 4096
+
+func (w *response) reset(req *http.Request) {
+	if w.header == nil {
+		w.header = make(http.Header, 16)
+		w.body = make([]byte, 0, maxBuffered)
+	}
+	clear(w.header)
+	*w = response{c: w.c, req: req, header: w.header, declared: -1, head: w.head[:0], body: w.body[:0]}
+}
+
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader sets the status and takes a snapshot of the header fields, as
+// net/http does: later changes to the map do not reach the answer.
+func (w *response) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic("invalid WriteHeader code " + strconv.Itoa(code))
+	}
+	if w.wroteHeader {
+		w.c.s.logf("h1: superfluous WriteHeader(%d) after %d, serving %s", code, w.status, w.req.URL.Path)
+		return
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.informational(code)
+		return
+	}
+	w.wroteHeader, w.status = true, code
+	w.noBody = code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
+	w.head = append(w.head, statusLine(code)...)
+	for k, vv := range w.header {
+		switch k {
+		case "Content-Length":
+			if len(vv) > 0 {
+				if n, err := strconv.ParseInt(vv[0], 10, 64); err == nil && n >= 0 {
+					w.declared = n
+				} else {
+					w.c.s.logf("h1: invalid Content-Length of %q", vv[0])
+				}
+			}
+			continue
+		case "Transfer-Encoding":
+			continue // the framing is this package's
+		case "Connection":
+			for _, v := range vv {
+				if hasToken(v, "close") {
+					w.closeAfter = true
+				}
+			}
+			continue
+		case "Content-Type":
+			w.hasType = true
+			if code == http.StatusNotModified {
+				continue
+			}
+		case "Date":
+			w.hasDate = true
+		}
+		w.head = appendField(w.head, k, vv)
+	}
+	if w.noBody {
+		w.declared = -1
+	}
+}
+
+// informational writes a 1xx answer at once.
+func (w *response) informational(code int) {
+	b := append(w.head[:0], statusLine(code)...)
+	for k, vv := range w.header {
+		b = appendField(b, k, vv)
+	}
+	b = append(b, "\r\n"...)
+	w.head = b[:0]
+	if _, err := w.c.bw.Write(b); err == nil {
+		err = w.c.bw.Flush()
+		w.setErr(err)
+	}
+}
+
+// appendField writes k's values as header lines, with the care net/http
+// takes: a name that is not a token is left out, and CR or LF in a value
+// becomes a space, so that a value cannot start another field.
+func appendField(b []byte, k string, vv []string) []byte {
+	if !isToken(k) {
+		return b
+	}
+	for _, v := range vv {
+		b = append(b, k...)
+		b = append(b, ": "...)
+		start := len(b)
+		b = append(b, trimOWS(v)...)
+		for i := start; i < len(b); i++ {
+			if b[i] == '\r' || b[i] == '\n' {
+				b[i] = ' '
+			}
+		}
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+func (w *response) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.noBody {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		return 0, http.ErrContentLength
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	w.written += int64(len(p))
+	if !w.committed {
+		if len(w.body)+len(p) <= maxBuffered {
+			w.body = append(w.body, p...)
+			return len(p), nil
+		}
+		w.commit(false)
+	}
+	w.writeBody(p)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+func (w *response) writeBody(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	bw := w.c.bw
+	if w.chunked {
+		var n [16]byte
+		bw.Write(strconv.AppendInt(n[:0], int64(len(p)), 16))
+		bw.WriteString("\r\n")
+		bw.Write(p)
+		_, err := bw.WriteString("\r\n")
+		w.setErr(err)
+		return
+	}
+	_, err := bw.Write(p)
+	w.setErr(err)
+}
+
+func (w *response) setErr(err error) {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// Flush sends what the handler wrote so far (http.Flusher).
+func (w *response) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.commit(false)
+	w.setErr(w.c.bw.Flush())
+}
+
+// commit writes the head and the buffered body; done says the handler
+// has returned, so that the buffered body is the whole body.
+func (w *response) commit(done bool) {
+	if w.committed {
+		return
+	}
+	w.committed = true
+	b := w.head
+	if !w.hasDate {
+		b = append(b, "Date: "...)
+		b = appendDate(b)
+		b = append(b, "\r\n"...)
+	}
+	switch {
+	case w.noBody:
+	case w.declared >= 0:
+		b = appendLength(b, w.declared)
+	case done:
+		b = appendLength(b, int64(len(w.body)))
+	default:
+		w.chunked = true
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if !w.hasType && !w.noBody && len(w.body) > 0 {
+		b = append(b, "Content-Type: "...)
+		b = append(b, http.DetectContentType(w.body)...)
+		b = append(b, "\r\n"...)
+	}
+	if w.closing() {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	w.head = b
+	_, err := w.c.bw.Write(b)
+	w.setErr(err)
+	body := w.body
+	w.body = w.body[:0]
+	w.writeBody(body)
+}
+
+func (w *response) closing() bool {
+	return w.closeAfter || w.req.Close || w.c.s.shutdown.Load()
+}
+
+// finish ends the answer after the handler returned.
+func (w *response) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.declared >= 0 && !w.committed && w.written < w.declared {
+		// The handler promised more than it wrote: say so with a close,
+		// as net/http does, rather than wait for the client to time out.
+		w.closeAfter = true
+	}
+	w.commit(true)
+	if w.chunked {
+		_, err := w.c.bw.WriteString("0\r\n\r\n")
+		w.setErr(err)
+	}
+	if w.declared >= 0 && w.written != w.declared {
+		w.closeAfter = true
+	}
+}
+
+func appendLength(b []byte, n int64) []byte {
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, "\r\n"...)
+}
+
+// hasToken reports whether the comma-separated list v has token t, in any
+// case.
+func hasToken(v, t string) bool {
+	for part := range strings.SplitSeq(v, ",") {
+		if asciiEqualFold(trimOWS(part), t) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusLines holds "HTTP/1.1 NNN Text\r\n" for every code.
+var statusLines = sync.OnceValue(func() [][]byte {
+	lines := make([][]byte, 1000)
+	for code := 100; code < 1000; code++ {
+		text := http.StatusText(code)
+		if text == "" {
+			text = "status code " + strconv.Itoa(code)
+		}
+		lines[code] = []byte("HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n")
+	}
+	return lines
+})
+
+func statusLine(code int) []byte { return statusLines()[code] }
+
+// date caches the Date value, which changes once a second.
+type dateValue struct {
+	unix int64
+	text string
+}
+
+var date atomic.Pointer[dateValue]
+
+func appendDate(b []byte) []byte {
+	now := time.Now()
+	d := date.Load()
+	if d == nil || d.unix != now.Unix() {
+		d = &dateValue{unix: now.Unix(), text: now.UTC().Format(http.TimeFormat)}
+		date.Store(d)
+	}
+	return append(b, d.text...)
+}

@@ -1,0 +1,519 @@
+// Package h1 serves an http.Handler over HTTP/1.1 with less work per
+// request than net/http's server, for the API port, whose traffic is plain
+// keep-alive requests with small bodies.
+//
+// It reads requests itself only while they are plain (see parseHead): a
+// request line and header fields in the strict form RFC 9112 asks of
+// senders, a body framed by Content-Length. At the first request that is
+// not — chunked, Expect, an upgrade to WebSocket, HEAD, HTTP/1.0, a head
+// over 4 KiB, anything malformed — it hands the connection, with the bytes
+// it has read, to a net/http Server with the same handler, which serves
+// it from then on. So every request is answered as net/http answers it,
+// and what this package parses is a subset of what net/http parses, with
+// the same meaning (FuzzParseHead holds it to that).
+//
+// What it saves per request, against net/http: the background read that
+// watches for a closed client, the per-request context, the copy and the
+// sort of the answer's header map and the parse of each header line into
+// its own allocation. What it does differently, by design:
+//   - A request's context ends when its connection does, not when the
+//     handler returns, and a client that goes away is noticed at the next
+//     write. Handlers here bound their work with their own deadlines.
+//   - The answer's header fields are written in map order, not sorted.
+//   - A request body that has not arrived with the head must arrive within
+//     IdleTimeout (net/http waits for it without a deadline).
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves Handler on the listeners given to Serve.
+type Server struct {
+	Handler http.Handler
+	// ReadHeaderTimeout bounds the time to read a request's head once its
+	// first byte has come; IdleTimeout the wait for the next request on a
+	// kept-alive connection (and for a body that did not come with its
+	// head). Zero means no limit.
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	// ErrorLog receives handler panics and accept errors; nil: the log
+	// package's standard logger.
+	ErrorLog *log.Logger
+
+	once     sync.Once
+	fallback *http.Server
+	handoff  *handoffListener
+	served   chan struct{} // closed when the fallback's Serve returns
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	shutdown  atomic.Bool
+	handedOff atomic.Int64 // connections given to net/http, for tests
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.fallback = &http.Server{
+			Handler:           s.Handler,
+			ReadHeaderTimeout: s.ReadHeaderTimeout,
+			IdleTimeout:       s.IdleTimeout,
+			ErrorLog:          s.ErrorLog,
+		}
+		s.handoff = newHandoffListener()
+		s.served = make(chan struct{})
+		s.listeners = make(map[net.Listener]struct{})
+		s.conns = make(map[*conn]struct{})
+		go func() {
+			defer close(s.served)
+			_ = s.fallback.Serve(s.handoff)
+		}()
+	})
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.ErrorLog != nil {
+		s.ErrorLog.Printf(format, args...)
+	} else {
+		log.Printf(format, args...)
+	}
+}
+
+// Serve accepts connections on ln and serves them until Shutdown or Close,
+// when it returns http.ErrServerClosed; it closes ln.
+func (s *Server) Serve(ln net.Listener) error {
+	s.init()
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return http.ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		_ = ln.Close()
+	}()
+
+	var backoff time.Duration // as net/http does on temporary errors
+	for {
+		rwc, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logf("h1: accept error: %v; retrying in %v", err, backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := s.newConn(rwc)
+		if !s.track(c) {
+			c.cancel()
+			_ = rwc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, closes the connections that wait for a request
+// and waits for the others to finish the request they serve (their answers
+// say Connection: close), then does the same for the connections net/http
+// took over. When ctx ends first it returns ctx's error; Close ends the
+// rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.closeListeners()
+	wait := 10 * time.Millisecond
+	for !s.closeIdle() {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+	err := s.fallback.Shutdown(ctx)
+	if err == nil {
+		<-s.served
+	}
+	return err
+}
+
+// Close closes the listeners and every connection at once.
+func (s *Server) Close() error {
+	s.init()
+	s.closeListeners()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.state.Store(stateClosed)
+		_ = c.rwc.Close()
+		c.cancel()
+	}
+	s.mu.Unlock()
+	err := s.fallback.Close()
+	<-s.served
+	return err
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Swap(true) {
+		return
+	}
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.handoff.close()
+}
+
+// closeIdle closes the connections waiting for a request and reports
+// whether none are left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			_ = c.rwc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+// Connection states; a connection is closed by Shutdown only while idle.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+)
+
+// conn is one connection served by this package.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	state  atomic.Int32
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	cancel context.CancelFunc // ends the requests' context
+	base   http.Request       // the fields that are the same for every request
+	resp   response
+}
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+)
+
+func (s *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
+	ctx := context.WithValue(context.WithValue(context.Background(),
+		http.ServerContextKey, s.fallback), http.LocalAddrContextKey, rwc.LocalAddr())
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.base = *(&http.Request{
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: c.remote,
+	}).WithContext(ctx)
+	c.resp.c = c
+	return c
+}
+
+func (c *conn) serve() {
+	handedOff := false
+	defer func() {
+		c.s.untrack(c)
+		if handedOff {
+			return
+		}
+		_ = c.rwc.Close()
+		if c.br != nil {
+			c.br.Reset(nil)
+			readerPool.Put(c.br)
+			c.bw.Reset(nil)
+			writerPool.Put(c.bw)
+		}
+	}()
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(c.rwc)
+	c.bw = writerPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.rwc)
+	defer c.cancel()
+
+	for {
+		c.state.Store(stateIdle)
+		if c.s.shutdown.Load() {
+			return
+		}
+		if d := c.s.IdleTimeout; d > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return // Shutdown closed it
+		}
+		n, err := c.readHead()
+		if err != nil {
+			return
+		}
+		var h head
+		ok := n > 0
+		if ok {
+			b, _ := c.br.Peek(n)
+			h, ok = parseHead(b)
+		}
+		if !ok {
+			handedOff = c.handOff()
+			return
+		}
+		_, _ = c.br.Discard(n)
+		if !c.serveRequest(&h) {
+			return
+		}
+	}
+}
+
+// readHead waits for a whole head in the buffer and returns its length, or
+// 0 when the buffer filled up without one (a head too long to be plain).
+func (c *conn) readHead() (int, error) {
+	from := 0
+	deadline := false
+	for {
+		b, _ := c.br.Peek(c.br.Buffered())
+		if n := headEnd(b[from:]); n >= 0 {
+			return from + n, nil
+		}
+		if len(b) == bufSize {
+			return 0, nil
+		}
+		from = max(0, len(b)-3)
+		if !deadline && c.s.ReadHeaderTimeout > 0 {
+			deadline = true
+			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+		}
+		if _, err := c.br.Peek(len(b) + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// handOff gives the connection, with what is buffered, to net/http.
+func (c *conn) handOff() bool {
+	_ = c.rwc.SetReadDeadline(time.Time{})
+	hc := &handedConn{Conn: c.rwc, r: c.br}
+	if !c.s.handoff.push(hc) {
+		return false
+	}
+	c.s.handedOff.Add(1)
+	c.bw.Reset(nil)
+	writerPool.Put(c.bw)
+	c.br, c.bw = nil, nil
+	return true
+}
+
+// serveRequest runs the handler for h and writes its answer; it reports
+// whether the connection may serve another request.
+func (c *conn) serveRequest(h *head) bool {
+	req := new(http.Request)
+	*req = c.base
+	req.Method = h.method
+	req.URL = h.url
+	req.RequestURI = h.target
+	req.Host = h.host
+	req.Header = h.header
+	req.Close = h.close
+	req.ContentLength = h.contentLength
+	var rb *body
+	if h.contentLength > 0 {
+		if int64(c.br.Buffered()) < h.contentLength && c.s.IdleTimeout > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+		}
+		rb = &body{r: c.br, n: h.contentLength}
+		req.Body = rb
+	} else {
+		req.Body = http.NoBody
+	}
+
+	w := &c.resp
+	w.reset(req)
+	if !c.runHandler(w, req) {
+		return false
+	}
+	w.finish()
+	keep := !w.closeAfter && !req.Close && !c.s.shutdown.Load()
+	if rb != nil && !rb.drain() {
+		keep = false
+	}
+	if err := c.bw.Flush(); err != nil {
+		return false
+	}
+	return keep && w.err == nil
+}
+
+// runHandler calls the handler and reports whether it returned; a panic
+// is logged (unless it is http.ErrAbortHandler) and ends the connection,
+// as in net/http.
+func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler { //nolint:errorlint // net/http compares the same way
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logf("h1: panic serving %v: %v\n%s", c.remote, v, buf)
+			}
+			ok = false
+		}
+	}()
+	c.s.Handler.ServeHTTP(w, req)
+	return true
+}
+
+// maxDrain is the most unread request body read and dropped to keep a
+// connection, as in net/http.
+const maxDrain = 256 << 10
+
+// body is a request body of a known length, read from the connection.
+type body struct {
+	r   *bufio.Reader
+	n   int64 // bytes left
+	err error
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	n, err := b.r.Read(p)
+	b.n -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		b.err = err
+		return n, err
+	}
+	return n, nil
+}
+
+func (b *body) Close() error { return nil }
+
+// drain reads what the handler left of the body, when it is small, and
+// reports whether the connection is at the next request.
+func (b *body) drain() bool {
+	if b.err != nil {
+		return false
+	}
+	if b.n == 0 {
+		return true
+	}
+	if b.n > maxDrain {
+		return false
+	}
+	n, err := b.r.Discard(int(b.n))
+	b.n -= int64(n)
+	return err == nil && b.n == 0
+}
+
+// handedConn is a connection given to net/http: its reads start with the
+// bytes this package had buffered.
+type handedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite lets net/http half-close a TCP connection, as it does on its
+// own connections before closing them.
+func (c *handedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// handoffListener is the listener of the net/http Server that serves the
+// connections handed to it.
+type handoffListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newHandoffListener() *handoffListener {
+	return &handoffListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) push(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) close() { l.once.Do(func() { close(l.done) }) }
+
+func (l *handoffListener) Close() error { l.close(); return nil }
+
+func (l *handoffListener) Addr() net.Addr { return handoffAddr{} }
+
+type handoffAddr struct{}
+
+func (handoffAddr) Network() string { return "h1-handoff" }
+func (handoffAddr) String() string  { return "h1-handoff" }
