@@ -141,12 +141,13 @@ func (c *keepAliveConn) dial(ctx context.Context, deadline time.Time) error {
 		return fmt.Errorf("dial %s: %w", c.addr, err)
 	}
 	c.conn = conn
+	rw := connIO(conn)
 	if c.br == nil {
-		c.br = bufio.NewReaderSize(conn, 16<<10)
-		c.bw = bufio.NewWriterSize(conn, 4<<10)
+		c.br = bufio.NewReaderSize(rw, 16<<10)
+		c.bw = bufio.NewWriterSize(rw, 4<<10)
 	} else {
-		c.br.Reset(conn)
-		c.bw.Reset(conn)
+		c.br.Reset(rw)
+		c.bw.Reset(rw)
 	}
 	return nil
 }
