@@ -105,6 +105,7 @@ type Node struct {
 	system   *actor.ActorSystem
 	cluster  *cluster.Cluster
 	lookup   *Lookup
+	replies  *replies            // of requests to activations on this member
 	gossip   *MemberlistProvider // nil when alone
 	stopOnce sync.Once
 }
@@ -162,7 +163,8 @@ func Start(cfg Config, kinds ...Kind) (*Node, error) {
 		return nil, err
 	}
 	log.Info("node started", "member", system.ID, "address", system.Address(), "gossip", cfg.Gossip != nil, "tls", cfg.ServerTLS != nil)
-	return &Node{cfg: cfg, log: log, system: system, cluster: c, lookup: lookup, gossip: gossip}, nil
+	return &Node{cfg: cfg, log: log, system: system, cluster: c, lookup: lookup, gossip: gossip,
+		replies: &replies{system: system}}, nil
 }
 
 // startMember runs protoactor's StartMember, which panics when the
@@ -237,8 +239,14 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 			}
 			cache.Set(identity, kind, pid)
 		}
-		f := n.system.Root.RequestFuture(pid, msg, remaining)
-		res, err := n.lookup.await(ctx, f, pid.Address, n.cfg.AttemptTimeout)
+		var res any
+		var err error
+		if pid.Address == n.system.Address() {
+			res, err = n.replies.request(ctx, pid, msg, deadline)
+		} else {
+			f := n.system.Root.RequestFuture(pid, msg, remaining)
+			res, err = n.lookup.await(ctx, f, pid.Address, n.cfg.AttemptTimeout)
+		}
 		if err != nil {
 			cache.RemoveByValue(identity, kind, pid)
 			lastErr = err

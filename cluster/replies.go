@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// replies carries the answers of requests to activations on this member
+// without protoactor futures. A future registers a new process under a new
+// name, arms a timer and waits on a condition variable, per request; on a
+// hot resource that was a tenth of the node's CPU. A reply slot is
+// registered once and reused: each request sends a new *actor.PID of the
+// slot as its sender, and the slot takes only the answer sent to that very
+// PID. An actor on this member answers through the PID it was given, so
+// the pointer identifies the request; an answer that comes after its
+// request stopped waiting (or a second one) is dropped, never handed to
+// the slot's next request.
+//
+// Requests to other members keep futures: their answers come back through
+// remoting with a PID decoded afresh, which this pointer test would drop.
+type replies struct {
+	system *actor.ActorSystem
+	mu     sync.Mutex
+	free   []*replySlot
+}
+
+// replySlot is a registered process that receives one request's answer.
+type replySlot struct {
+	id      string
+	mu      sync.Mutex
+	current *actor.PID // the sender PID of the request waiting, or nil
+	answer  chan any   // capacity 1: one answer per request
+}
+
+func (r *replies) get() *replySlot {
+	r.mu.Lock()
+	if n := len(r.free); n > 0 {
+		s := r.free[n-1]
+		r.free = r.free[:n-1]
+		r.mu.Unlock()
+		return s
+	}
+	r.mu.Unlock()
+	s := &replySlot{answer: make(chan any, 1)}
+	for {
+		// NextId never repeats, so this only fails if an actor took the name.
+		s.id = "reply" + r.system.ProcessRegistry.NextId()
+		if _, ok := r.system.ProcessRegistry.Add(s, s.id); ok {
+			return s
+		}
+	}
+}
+
+func (r *replies) put(s *replySlot) {
+	r.mu.Lock()
+	r.free = append(r.free, s)
+	r.mu.Unlock()
+}
+
+// request sends msg to the local activation pid and waits for its answer
+// until deadline or ctx's end. The errors are a future's: actor.ErrTimeout,
+// and actor.ErrDeadLetter when pid's actor is gone.
+func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline time.Time) (any, error) {
+	s := r.get()
+	sender := &actor.PID{Address: r.system.Address(), Id: s.id}
+	s.mu.Lock()
+	s.current = sender
+	s.mu.Unlock()
+	r.system.Root.RequestWithCustomSender(pid, msg, sender)
+
+	// The caller's context usually ends first (the edge gives every request
+	// a deadline): then it needs no timer of its own.
+	var expired <-chan time.Time
+	if dl, ok := ctx.Deadline(); !ok || dl.After(deadline) {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	var (
+		res any
+		err error
+	)
+	select {
+	case res = <-s.answer:
+		if _, ok := res.(*actor.DeadLetterResponse); ok {
+			res, err = nil, actor.ErrDeadLetter
+		}
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-expired:
+		err = actor.ErrTimeout
+	}
+	s.release()
+	r.put(s)
+	return res, err
+}
+
+// release ends the slot's request: a later answer to it is dropped.
+func (s *replySlot) release() {
+	s.mu.Lock()
+	s.current = nil
+	select {
+	case <-s.answer: // came after the wait ended
+	default:
+	}
+	s.mu.Unlock()
+}
+
+// SendUserMessage takes the answer to the request waiting, if pid is its
+// sender; anything else is dropped.
+func (s *replySlot) SendUserMessage(pid *actor.PID, message any) {
+	_, msg, _ := actor.UnwrapEnvelope(message)
+	s.mu.Lock()
+	if pid == s.current && pid != nil {
+		s.current = nil
+		s.answer <- msg // cannot block: one answer per current request
+	}
+	s.mu.Unlock()
+}
+
+func (s *replySlot) SendSystemMessage(*actor.PID, any) {}
+
+func (s *replySlot) Stop(*actor.PID) {}
