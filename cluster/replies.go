@@ -12,15 +12,15 @@ import (
 // without protoactor futures. A future registers a new process under a new
 // name, arms a timer and waits on a condition variable, per request; on a
 // hot resource that was a tenth of the node's CPU. A reply slot is
-// registered once and reused: each request sends a new *actor.PID of the
-// slot as its sender, and the slot takes only the answer sent to that very
-// PID. An actor on this member answers through the PID it was given, so
-// the pointer identifies the request; an answer that comes after its
-// request stopped waiting (or a second one) is dropped, never handed to
-// the slot's next request.
+// registered once and reused: each request sends the slot's PID with a
+// RequestId of its own (a per-slot generation, which PID.Equal compares and
+// remoting carries) as its sender, and the slot takes only the answer to
+// the generation that waits; an answer that comes after its request
+// stopped waiting, or a second one, is dropped, never handed to the slot's
+// next request.
 //
-// Requests to other members keep futures: their answers come back through
-// remoting with a PID decoded afresh, which this pointer test would drop.
+// Requests to other members keep futures, with their per-attempt timeout
+// and retry (see Lookup.await).
 type replies struct {
 	system *actor.ActorSystem
 	mu     sync.Mutex
@@ -31,8 +31,9 @@ type replies struct {
 type replySlot struct {
 	id      string
 	mu      sync.Mutex
-	current *actor.PID // the sender PID of the request waiting, or nil
-	answer  chan any   // capacity 1: one answer per request
+	gen     uint32   // the RequestId of the request waiting, or of the last one
+	waiting bool     // a request waits for the answer to gen
+	answer  chan any // capacity 1: one answer per request
 }
 
 func (r *replies) get() *replySlot {
@@ -65,9 +66,10 @@ func (r *replies) put(s *replySlot) {
 // and actor.ErrDeadLetter when pid's actor is gone.
 func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline time.Time) (any, error) {
 	s := r.get()
-	sender := &actor.PID{Address: r.system.Address(), Id: s.id}
 	s.mu.Lock()
-	s.current = sender
+	s.gen++
+	s.waiting = true
+	sender := &actor.PID{Address: r.system.Address(), Id: s.id, RequestId: s.gen}
 	s.mu.Unlock()
 	r.system.Root.RequestWithCustomSender(pid, msg, sender)
 
@@ -101,7 +103,7 @@ func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline
 // release ends the slot's request: a later answer to it is dropped.
 func (s *replySlot) release() {
 	s.mu.Lock()
-	s.current = nil
+	s.waiting = false
 	select {
 	case <-s.answer: // came after the wait ended
 	default:
@@ -114,9 +116,9 @@ func (s *replySlot) release() {
 func (s *replySlot) SendUserMessage(pid *actor.PID, message any) {
 	_, msg, _ := actor.UnwrapEnvelope(message)
 	s.mu.Lock()
-	if pid == s.current && pid != nil {
-		s.current = nil
-		s.answer <- msg // cannot block: one answer per current request
+	if s.waiting && pid != nil && pid.RequestId == s.gen {
+		s.waiting = false
+		s.answer <- msg // cannot block: one answer per request
 	}
 	s.mu.Unlock()
 }

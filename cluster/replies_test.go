@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +34,9 @@ func (w *withheld) Receive(ctx actor.Context) {
 			ctx.Respond("second")
 		default:
 			ctx.Respond(m)
+			if strings.HasPrefix(m, "twice:") {
+				ctx.Respond("again " + m)
+			}
 		}
 	}
 }
@@ -73,5 +79,33 @@ func TestLocalReplies(t *testing.T) {
 	}
 	if free := len(n.replies.free); free == 0 {
 		t.Fatal("no reply slot went back to be reused")
+	}
+
+	// Many callers at once, each answered twice, on a few activations:
+	// every caller gets its own first answer.
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 100 {
+				m := fmt.Sprintf("twice:%d-%d", g, i)
+				if res, err := n.Request(t.Context(), "w", fmt.Sprint("id", i%4), m); err != nil || res != m {
+					errs <- fmt.Errorf("Request(%s) = %v, %v", m, res, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// An actor that does not exist answers at once, through a dead letter.
+	start := time.Now()
+	_, err = n.replies.request(t.Context(), actor.NewPID(n.system.Address(), "nobody"), "x", time.Now().Add(5*time.Second))
+	if !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > time.Second {
+		t.Fatalf("a request to no actor = %v after %v; want actor.ErrDeadLetter at once", err, time.Since(start))
 	}
 }
