@@ -2,6 +2,7 @@ package h1
 
 import (
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 type response struct {
 	c      *conn
 	req    *http.Request
+	body   *body // the request's, or nil
 	header http.Header
 
 	status      int
@@ -26,8 +28,9 @@ type response struct {
 	hasType     bool // the handler set Content-Type (maybe to nothing)
 	hasDate     bool
 	closeAfter  bool // the handler asked for Connection: close, or the body fell short
+	noSniff     bool // Content-Encoding is set: the body is not sniffed
 	head        []byte
-	body        []byte // buffered until the head is written
+	buf         []byte // the body, buffered until the head is written
 	err         error
 }
 
@@ -35,13 +38,13 @@ type response struct {
 // the answer says its Content-Length; a longer one is sent chunked.
 const maxBuffered = 4096
 
-func (w *response) reset(req *http.Request) {
+func (w *response) reset(req *http.Request, body *body) {
 	if w.header == nil {
 		w.header = make(http.Header, 16)
-		w.body = make([]byte, 0, maxBuffered)
+		w.buf = make([]byte, 0, maxBuffered)
 	}
 	clear(w.header)
-	*w = response{c: w.c, req: req, header: w.header, declared: -1, head: w.head[:0], body: w.body[:0]}
+	*w = response{c: w.c, req: req, body: body, header: w.header, declared: -1, head: w.head[:0], buf: w.buf[:0]}
 }
 
 func (w *response) Header() http.Header { return w.header }
@@ -90,6 +93,8 @@ func (w *response) WriteHeader(code int) {
 			}
 		case "Date":
 			w.hasDate = true
+		case "Content-Encoding":
+			w.noSniff = true
 		}
 		w.head = appendField(w.head, k, vv)
 	}
@@ -102,7 +107,9 @@ func (w *response) WriteHeader(code int) {
 func (w *response) informational(code int) {
 	b := append(w.head[:0], statusLine(code)...)
 	for k, vv := range w.header {
-		b = appendField(b, k, vv)
+		if k != "Content-Length" && k != "Transfer-Encoding" {
+			b = appendField(b, k, vv)
+		}
 	}
 	b = append(b, "\r\n"...)
 	w.head = b[:0]
@@ -122,11 +129,14 @@ func appendField(b []byte, k string, vv []string) []byte {
 	for _, v := range vv {
 		b = append(b, k...)
 		b = append(b, ": "...)
+		v = textproto.TrimString(v) // as net/http: spaces, tabs, CR and LF
 		start := len(b)
-		b = append(b, trimOWS(v)...)
-		for i := start; i < len(b); i++ {
-			if b[i] == '\r' || b[i] == '\n' {
-				b[i] = ' '
+		b = append(b, v...)
+		if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
+			for i := start; i < len(b); i++ {
+				if b[i] == '\r' || b[i] == '\n' {
+					b[i] = ' '
+				}
 			}
 		}
 		b = append(b, "\r\n"...)
@@ -152,11 +162,11 @@ func (w *response) Write(p []byte) (int, error) {
 	}
 	w.written += int64(len(p))
 	if !w.committed {
-		if len(w.body)+len(p) <= maxBuffered {
-			w.body = append(w.body, p...)
+		if len(w.buf)+len(p) <= maxBuffered {
+			w.buf = append(w.buf, p...)
 			return len(p), nil
 		}
-		w.commit(false)
+		w.commit(false, p)
 	}
 	w.writeBody(p)
 	if w.err != nil {
@@ -194,17 +204,24 @@ func (w *response) Flush() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	w.commit(false)
+	w.commit(false, nil)
 	w.setErr(w.c.bw.Flush())
 }
 
 // commit writes the head and the buffered body; done says the handler
-// has returned, so that the buffered body is the whole body.
-func (w *response) commit(done bool) {
+// has returned, so that the buffered body is the whole body, and next is
+// what the handler writes after the buffer (sniffed when the buffer is
+// short).
+func (w *response) commit(done bool, next []byte) {
 	if w.committed {
 		return
 	}
 	w.committed = true
+	if w.body != nil && w.body.tooLong() {
+		// The connection will close rather than read the rest of the
+		// body: say so.
+		w.closeAfter = true
+	}
 	b := w.head
 	if !w.hasDate {
 		b = append(b, "Date: "...)
@@ -216,14 +233,14 @@ func (w *response) commit(done bool) {
 	case w.declared >= 0:
 		b = appendLength(b, w.declared)
 	case done:
-		b = appendLength(b, int64(len(w.body)))
+		b = appendLength(b, int64(len(w.buf)))
 	default:
 		w.chunked = true
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
-	if !w.hasType && !w.noBody && len(w.body) > 0 {
+	if !w.hasType && !w.noSniff && !w.noBody && len(w.buf)+len(next) > 0 {
 		b = append(b, "Content-Type: "...)
-		b = append(b, http.DetectContentType(w.body)...)
+		b = append(b, http.DetectContentType(sniffed(w.buf, next))...)
 		b = append(b, "\r\n"...)
 	}
 	if w.closing() {
@@ -233,9 +250,20 @@ func (w *response) commit(done bool) {
 	w.head = b
 	_, err := w.c.bw.Write(b)
 	w.setErr(err)
-	body := w.body
-	w.body = w.body[:0]
-	w.writeBody(body)
+	buf := w.buf
+	w.buf = w.buf[:0]
+	w.writeBody(buf)
+}
+
+// sniffLen is how much of a body http.DetectContentType reads.
+const sniffLen = 512
+
+// sniffed returns the first sniffLen bytes of a followed by b.
+func sniffed(a, b []byte) []byte {
+	if len(a) >= sniffLen || len(b) == 0 {
+		return a
+	}
+	return append(a[:len(a):len(a)], b[:min(len(b), sniffLen-len(a))]...)
 }
 
 func (w *response) closing() bool {
@@ -252,7 +280,7 @@ func (w *response) finish() {
 		// as net/http does, rather than wait for the client to time out.
 		w.closeAfter = true
 	}
-	w.commit(true)
+	w.commit(true, nil)
 	if w.chunked {
 		_, err := w.c.bw.WriteString("0\r\n\r\n")
 		w.setErr(err)

@@ -22,6 +22,9 @@
 //   - The answer's header fields are written in map order, not sorted.
 //   - A request body that has not arrived with the head must arrive within
 //     IdleTimeout (net/http waits for it without a deadline).
+//   - A connection reuses its ResponseWriter and the answer's header map
+//     for each request: like net/http, it takes them to be unused once the
+//     handler returns. A request body kept past that reads nothing more.
 package h1
 
 import (
@@ -116,14 +119,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.shutdown.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.logf("h1: accept error: %v; retrying in %v", err, backoff)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Out of file descriptors and the like: wait and go on, so that
+			// clients that open many connections cannot stop the server.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logf("h1: accept error: %v; retrying in %v", err, backoff)
+			time.Sleep(backoff)
+			continue
 		}
 		backoff = 0
 		c := s.newConn(rwc)
@@ -212,6 +216,11 @@ func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
+		// A new connection's first request may be on its way: it gets five
+		// seconds, as in net/http.
+		if c.fresh.Load() && time.Since(c.born) < 5*time.Second {
+			continue
+		}
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
 			_ = c.rwc.Close()
 		}
@@ -235,8 +244,13 @@ type conn struct {
 	bw     *bufio.Writer
 	remote string
 	cancel context.CancelFunc // ends the requests' context
-	base   http.Request       // the fields that are the same for every request
-	resp   response
+	born   time.Time
+	fresh  atomic.Bool // no request has started yet
+	// deadline says a read deadline may be set; unread says the connection
+	// ends with request bytes left unread.
+	deadline, unread bool
+	base             http.Request // the fields that are the same for every request
+	resp             response
 }
 
 var (
@@ -245,7 +259,8 @@ var (
 )
 
 func (s *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String()}
+	c := &conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String(), born: time.Now()}
+	c.fresh.Store(true)
 	ctx := context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, s.fallback), http.LocalAddrContextKey, rwc.LocalAddr())
 	ctx, c.cancel = context.WithCancel(ctx)
@@ -263,6 +278,9 @@ func (c *conn) serve() {
 		if handedOff {
 			return
 		}
+		if c.unread {
+			c.closeWriteAndWait()
+		}
 		_ = c.rwc.Close()
 		if c.br != nil {
 			c.br.Reset(nil)
@@ -277,21 +295,20 @@ func (c *conn) serve() {
 	c.bw.Reset(c.rwc)
 	defer c.cancel()
 
-	for {
+	for first := true; ; first = false {
 		c.state.Store(stateIdle)
 		if c.s.shutdown.Load() {
 			return
 		}
-		if d := c.s.IdleTimeout; d > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
-		}
+		c.waitDeadline(first)
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) {
 			return // Shutdown closed it
 		}
-		n, err := c.readHead()
+		c.fresh.Store(false)
+		n, err := c.readHead(!first || c.s.IdleTimeout > 0 && c.s.IdleTimeout < c.s.ReadHeaderTimeout)
 		if err != nil {
 			return
 		}
@@ -312,22 +329,62 @@ func (c *conn) serve() {
 	}
 }
 
+// waitDeadline sets the read deadline for the wait for a request's first
+// byte: ReadHeaderTimeout on a new connection (as net/http, so that a
+// connection that sends nothing is not kept for IdleTimeout), IdleTimeout
+// between requests, none when that is zero.
+func (c *conn) waitDeadline(first bool) {
+	d := c.s.IdleTimeout
+	if first && c.s.ReadHeaderTimeout > 0 && (d <= 0 || c.s.ReadHeaderTimeout < d) {
+		d = c.s.ReadHeaderTimeout
+	}
+	switch {
+	case d > 0:
+		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+		c.deadline = true
+	case c.deadline:
+		_ = c.rwc.SetReadDeadline(time.Time{})
+		c.deadline = false
+	}
+}
+
+// closeWriteAndWait half-closes the connection and waits a moment before
+// it is closed, as net/http does when request bytes are left unread: a
+// close with unread data makes the kernel send a reset, which can destroy
+// the answer before the client reads it.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+// rstAvoidanceDelay is net/http's.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
 // readHead waits for a whole head in the buffer and returns its length, or
-// 0 when the buffer filled up without one (a head too long to be plain).
-func (c *conn) readHead() (int, error) {
+// 0 when the head is not plain as far as it came: the buffer filled up
+// without one (a head too long to be plain) or a line ends in a bare LF.
+// rearm says whether the head's deadline is still to be set (a new
+// connection's first head is under it from the start).
+func (c *conn) readHead(rearm bool) (int, error) {
 	from := 0
-	deadline := false
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
-		if n := headEnd(b[from:]); n >= 0 {
-			return from + n, nil
+		for i := from; i < len(b); i++ {
+			if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
+				return 0, nil
+			}
+		}
+		if n := headEnd(b[max(0, from-3):]); n >= 0 {
+			return max(0, from-3) + n, nil
 		}
 		if len(b) == bufSize {
 			return 0, nil
 		}
-		from = max(0, len(b)-3)
-		if !deadline && c.s.ReadHeaderTimeout > 0 {
-			deadline = true
+		from = len(b)
+		if rearm && c.s.ReadHeaderTimeout > 0 {
+			rearm, c.deadline = false, true
 			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
 		}
 		if _, err := c.br.Peek(len(b) + 1); err != nil {
@@ -364,8 +421,17 @@ func (c *conn) serveRequest(h *head) bool {
 	req.ContentLength = h.contentLength
 	var rb *body
 	if h.contentLength > 0 {
-		if int64(c.br.Buffered()) < h.contentLength && c.s.IdleTimeout > 0 {
-			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+		if int64(c.br.Buffered()) < h.contentLength {
+			// The rest of the body comes within IdleTimeout (no limit when
+			// that is zero, as net/http without a ReadTimeout).
+			switch {
+			case c.s.IdleTimeout > 0:
+				_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
+				c.deadline = true
+			case c.deadline:
+				_ = c.rwc.SetReadDeadline(time.Time{})
+				c.deadline = false
+			}
 		}
 		rb = &body{r: c.br, n: h.contentLength}
 		req.Body = rb
@@ -374,14 +440,20 @@ func (c *conn) serveRequest(h *head) bool {
 	}
 
 	w := &c.resp
-	w.reset(req)
-	if !c.runHandler(w, req) {
+	w.reset(req, rb)
+	ok := c.runHandler(w, req)
+	if rb != nil {
+		defer rb.detach() // a handler that kept r.Body reads no other request
+	}
+	if !ok {
+		c.unread = rb != nil && rb.n > 0
 		return false
 	}
 	w.finish()
 	keep := !w.closeAfter && !req.Close && !c.s.shutdown.Load()
 	if rb != nil && !rb.drain() {
 		keep = false
+		c.unread = true
 	}
 	if err := c.bw.Flush(); err != nil {
 		return false
@@ -413,12 +485,16 @@ const maxDrain = 256 << 10
 
 // body is a request body of a known length, read from the connection.
 type body struct {
-	r   *bufio.Reader
-	n   int64 // bytes left
-	err error
+	r      *bufio.Reader // nil once the handler returned
+	n      int64         // bytes left
+	err    error
+	closed bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	if b.closed || b.r == nil {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -440,12 +516,24 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (b *body) Close() error { return nil }
+// Close ends the handler's reads; what is left is drained (or the
+// connection closed) after the handler returns.
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
+
+// detach cuts the body from the connection once its request is over.
+func (b *body) detach() { b.r = nil }
+
+// tooLong reports whether what is left of the body is more than drain
+// reads: the connection will close after the answer.
+func (b *body) tooLong() bool { return b.err != nil || b.n > maxDrain }
 
 // drain reads what the handler left of the body, when it is small, and
 // reports whether the connection is at the next request.
 func (b *body) drain() bool {
-	if b.err != nil {
+	if b.err != nil || b.r == nil {
 		return false
 	}
 	if b.n == 0 {
@@ -467,6 +555,14 @@ type handedConn struct {
 }
 
 func (c *handedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// ReadFrom keeps the socket's sendfile and splice for net/http's answers.
+func (c *handedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
 
 // CloseWrite lets net/http half-close a TCP connection, as it does on its
 // own connections before closing them.

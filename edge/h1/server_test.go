@@ -107,6 +107,13 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		_, err := w.Write([]byte("not allowed"))
 		w.Header().Set("X-Write-Error", fmt.Sprint(err)) // too late to be seen
+		noContentErr <- err
+		return
+	case "/bigsniff":
+		_, _ = w.Write([]byte("<html><body>" + strings.Repeat("x", 10_000) + "</body></html>"))
+		return
+	case "/keep-body":
+		keptBody <- r.Body
 		return
 	case "/sniff":
 		_, _ = w.Write([]byte("<html><body>hi</body></html>"))
@@ -151,6 +158,12 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "%s %s host=%s len=%d body=%q err=%v proto=%s close=%v x=%q",
 		r.Method, r.RequestURI, r.Host, r.ContentLength, body, err, r.Proto, r.Close, r.Header.Values("X-A"))
 }
+
+// What some echo paths hand to the test.
+var (
+	noContentErr = make(chan error, 1)
+	keptBody     = make(chan io.ReadCloser, 1)
+)
 
 func newTestServer(t *testing.T) (*Server, string) {
 	t.Helper()
@@ -199,10 +212,23 @@ func TestKeepAliveAndFraming(t *testing.T) {
 	if res, body := c.answer("GET"); res.StatusCode != 204 || body != "" || res.Header.Get("X-Write-Error") != "" {
 		t.Fatalf("/nocontent: %d %q %v; want 204 without a body", res.StatusCode, body, res.Header)
 	}
-	// No Content-Type from the handler: sniffed, as net/http does.
-	c.send(get("/sniff"))
-	if res, _ := c.answer("GET"); res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("/sniff: Content-Type %q; want text/html; charset=utf-8", res.Header.Get("Content-Type"))
+	if err := <-noContentErr; !errors.Is(err, http.ErrBodyNotAllowed) {
+		t.Fatalf("/nocontent: Write returned %v; want http.ErrBodyNotAllowed", err)
+	}
+	// No Content-Type from the handler: sniffed, as net/http does, also
+	// when the first write is too long to wait for the handler's end.
+	for _, path := range []string{"/sniff", "/bigsniff"} {
+		c.send(get(path))
+		if res, _ := c.answer("GET"); res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+			t.Fatalf("%s: Content-Type %q; want text/html; charset=utf-8", path, res.Header.Get("Content-Type"))
+		}
+	}
+	// A body kept past its handler reads nothing more from the connection.
+	c.send(post("/keep-body", "mine") + get("/next"))
+	c.answer("POST")
+	c.answer("GET")
+	if n, err := (<-keptBody).Read(make([]byte, 64)); n != 0 || !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Fatalf("a body read after its handler returned: %d bytes, %v; want http.ErrBodyReadAfterClose", n, err)
 	}
 	// CR and LF in a value cannot start a field; a bad name is left out.
 	c.send(get("/inject"))
@@ -248,8 +274,8 @@ func TestConnectionEnds(t *testing.T) {
 	c = dial(t, addr)
 	big := strings.Repeat("b", maxDrain+1)
 	go c.send(post("/ignore-body", big))
-	if _, body := c.answer("POST"); body != "ignored" {
-		t.Fatalf("/ignore-body: %q", body)
+	if res, body := c.answer("POST"); body != "ignored" || !res.Close {
+		t.Fatalf("/ignore-body: %q, close %v; want the answer with Connection: close", body, res.Close)
 	}
 	if !c.closed() {
 		t.Fatal("a long unread body; the connection stays open")
@@ -327,9 +353,28 @@ func TestHandOff(t *testing.T) {
 		})
 	}
 
-	// An upgrade (as a WebSocket's) needs net/http's Hijacker.
-	_, addr := newTestServer(t)
+	// Plain and not plain in one write: the handoff keeps every byte.
+	s, addr := newTestServer(t)
 	c := dial(t, addr)
+	c.send(get("/one") + "POST /two HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + get("/three"))
+	for _, want := range []string{`GET /one `, `POST /two host=test len=-1 body="abc"`, `GET /three `} {
+		if _, body := c.answer("GET"); !strings.HasPrefix(body, want) {
+			t.Fatalf("pipelined across the handoff: %q; want %q…", body, want)
+		}
+	}
+	if n := s.handedOff.Load(); n != 1 {
+		t.Fatalf("%d connections went to net/http; want 1", n)
+	}
+	// A head of bare LFs goes to net/http at once, not after a timeout.
+	c = dial(t, addr)
+	start := time.Now()
+	c.send("GET /lf HTTP/1.1\nHost: test\n\n")
+	if _, body := c.answer("GET"); !strings.HasPrefix(body, "GET /lf ") || time.Since(start) > 2*time.Second {
+		t.Fatalf("a bare-LF head: %q after %v; want net/http's answer at once", body, time.Since(start))
+	}
+
+	// An upgrade (as a WebSocket's) needs net/http's Hijacker.
+	c = dial(t, addr)
 	c.send(get("/first"))
 	c.answer("GET")
 	c.send("GET /hijack HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nping\n")
@@ -429,6 +474,63 @@ func TestTimeouts(t *testing.T) {
 	}
 	if d := time.Since(start); d < 150*time.Millisecond {
 		t.Fatalf("a half-sent head was cut after %v; ReadHeaderTimeout is 200ms", d)
+	}
+
+	// A new connection that sends nothing has ReadHeaderTimeout, not the
+	// longer IdleTimeout.
+	s2 := &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute}
+	c = dial(t, served(t, s2))
+	start = time.Now()
+	if !c.closed() || time.Since(start) > 2*time.Second {
+		t.Fatalf("a silent new connection lived %v; want it closed after ReadHeaderTimeout (200ms)", time.Since(start))
+	}
+
+	// No IdleTimeout: a kept-alive connection waits as long as it takes,
+	// whatever deadline its last head had.
+	s3 := &Server{Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 100 * time.Millisecond}
+	c = dial(t, served(t, s3))
+	c.send("GET /a HTTP/1.1\r\n")
+	time.Sleep(20 * time.Millisecond)
+	c.send("Host: test\r\n\r\n") // a head in two parts: it had a deadline
+	c.answer("GET")
+	time.Sleep(300 * time.Millisecond)
+	c.send(post("/b", "late but fine"))
+	if _, body := c.answer("POST"); !strings.Contains(body, `body="late but fine"`) {
+		t.Fatalf("a request after a pause, without IdleTimeout: %q", body)
+	}
+}
+
+// flakyListener fails its first Accept, as one out of file descriptors.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: errors.New("too many open files")}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptError: an accept that fails does not stop the server.
+func TestAcceptError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: http.HandlerFunc(echo), ErrorLog: log.New(io.Discard, "", 0)}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(&flakyListener{Listener: ln}) }()
+	defer func() {
+		_ = s.Close()
+		<-done
+	}()
+	c := dial(t, ln.Addr().String())
+	c.send(get("/after-error"))
+	if _, body := c.answer("GET"); !strings.HasPrefix(body, "GET /after-error ") {
+		t.Fatalf("after an accept error: %q", body)
 	}
 }
 
