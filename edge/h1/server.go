@@ -371,13 +371,20 @@ func (c *conn) readHead(rearm bool) (int, error) {
 	from := 0
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
-		for i := from; i < len(b); i++ {
+		// The head ends at its blank line; what follows (a body, the next
+		// request) may hold any bytes.
+		end := len(b)
+		n := headEnd(b[max(0, from-3):])
+		if n >= 0 {
+			end = max(0, from-3) + n
+		}
+		for i := from; i < end; i++ {
 			if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
 				return 0, nil
 			}
 		}
-		if n := headEnd(b[max(0, from-3):]); n >= 0 {
-			return max(0, from-3) + n, nil
+		if n >= 0 {
+			return end, nil
 		}
 		if len(b) == bufSize {
 			return 0, nil
