@@ -90,11 +90,9 @@ func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
 	for i, e := range b.Events {
 		events[i] = blob(e)
 	}
-	var last, n int64
-	var row pgx.Row
-	if b.Snapshot == nil && b.Wake == nil {
-		row = s.pool.QueryRow(ctx, appendEventsSQL, b.Stream, int64(b.ExpectedSeq), events)
-	} else {
+	// The short statement unless there is a snapshot or a wake to write.
+	sql, args := appendEventsSQL, []any{b.Stream, int64(b.ExpectedSeq), events}
+	if b.Snapshot != nil || b.Wake != nil {
 		var (
 			snapSeq   *int64
 			snapData  []byte
@@ -113,9 +111,10 @@ func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
 				wakeAt = &at
 			}
 		}
-		row = s.pool.QueryRow(ctx, appendSQL, b.Stream, int64(b.ExpectedSeq), events, snapSeq, snapData, wakeAt, clearWake)
+		sql, args = appendSQL, append(args, snapSeq, snapData, wakeAt, clearWake)
 	}
-	err := row.Scan(&last, &n)
+	var last, n int64
+	err := s.pool.QueryRow(ctx, sql, args...).Scan(&last, &n)
 	if code := errCode(err); code == codeUniqueViolation || code == codeSerializationFailure || code == codeDeadlockDetected {
 		return s.conflictAfterRace(ctx, b)
 	}
