@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bookd/bookd/persistence"
 )
 
 // maxBadMessages is how many refused messages a connection may send
@@ -224,7 +226,7 @@ func (c *wsConn) handle(s *Server, m clientMessage, t clientTopic) {
 	switch m.Type {
 	case msgAuth:
 		p, prob := s.verifyAccessToken(c.h.ctx, m.Token)
-		if prob != nil || p == nil {
+		if prob != nil {
 			c.refuse("", "forbidden", "the token is not valid")
 			return
 		}
@@ -248,7 +250,10 @@ func (c *wsConn) subscribe(m clientMessage, t clientTopic) {
 		c.refuse(name, "forbidden", "the user topic needs a token: send {\"type\":\"auth\",\"token\":…} first")
 		return
 	}
-	busTopic := t.busTopic(c.userID)
+	busTopic := name
+	if t.kind == topicUser {
+		busTopic = persistence.UserTopic(c.userID) // the connection's own holds
+	}
 	if old := c.subs[name]; old != nil {
 		delete(c.subs, name) // a subscribe again starts afresh
 		c.h.unsubscribe(old)

@@ -81,26 +81,16 @@ type clientTopic struct {
 	id   string // resource or listing id; "" for user
 }
 
+// String is t as clients name it: for resources and listings that is
+// also its bus topic.
 func (t clientTopic) String() string {
-	switch t.kind {
-	case topicResource:
-		return "resource:" + t.id
-	case topicListing:
-		return "listing:" + t.id
-	}
-	return "user"
-}
-
-// busTopic is the bus topic of t; userID is the connection's user, whose
-// holds the user topic carries.
-func (t clientTopic) busTopic(userID string) string {
 	switch t.kind {
 	case topicResource:
 		return persistence.ResourceTopic(t.id)
 	case topicListing:
 		return persistence.ListingTopic(t.id)
 	}
-	return persistence.UserTopic(userID)
+	return "user"
 }
 
 // parseTopic reads "resource:<id>", "listing:<id>" or "user".
