@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // A head is a parsed request head: the request line and the header fields.
@@ -48,8 +50,7 @@ func parseHead(b []byte) (head, bool) {
 	if sp1 <= 0 {
 		return h, false
 	}
-	h.method, ok = plainMethod(line[:sp1])
-	if !ok {
+	if h.method = line[:sp1]; !plainMethod(h.method) {
 		return h, false
 	}
 	line = line[sp1+1:]
@@ -87,7 +88,7 @@ func parseHead(b []byte) (head, bool) {
 			break
 		}
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
+		if colon <= 0 || !httpguts.ValidHeaderFieldName(line[:colon]) {
 			return h, false
 		}
 		value := trimOWS(line[colon+1:])
@@ -112,9 +113,9 @@ func parseHead(b []byte) (head, bool) {
 			h.contentLength = cl
 		case "Connection":
 			switch {
-			case asciiEqualFold(value, "close"):
+			case strings.EqualFold(value, "close"):
 				h.close = true
-			case asciiEqualFold(value, "keep-alive"):
+			case strings.EqualFold(value, "keep-alive"):
 			default:
 				return h, false
 			}
@@ -135,28 +136,18 @@ func parseHead(b []byte) (head, bool) {
 	return h, true
 }
 
-// plainMethod returns m as a constant when it is a method served here.
+// plainMethod reports whether m is a method served here.
 // HEAD (whose answers have no body) and the rest go to net/http.
-func plainMethod(m string) (string, bool) {
+func plainMethod(m string) bool {
 	switch m {
-	case http.MethodGet:
-		return http.MethodGet, true
-	case http.MethodPost:
-		return http.MethodPost, true
-	case http.MethodPut:
-		return http.MethodPut, true
-	case http.MethodPatch:
-		return http.MethodPatch, true
-	case http.MethodDelete:
-		return http.MethodDelete, true
-	case http.MethodOptions:
-		return http.MethodOptions, true
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return true
 	}
-	return "", false
+	return false
 }
 
-// commonNames are canonical header names, so that the usual ones cost no
-// allocation; any other name is canonicalized by net/textproto.
+// commonNames are canonical header names, looked up faster than
+// net/textproto canonicalizes them; any other name goes to net/textproto.
 var commonNames = func() map[string]string {
 	m := make(map[string]string)
 	for _, n := range []string{
@@ -189,29 +180,6 @@ func cutCRLF(s string) (line, rest string, ok bool) {
 		return "", "", false
 	}
 	return s[:i-1], s[i+1:], true
-}
-
-// tchar is RFC 9110's token characters.
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !tchar[s[i]] {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // visible reports whether s is all visible ASCII (no space, no control,
@@ -287,28 +255,21 @@ func parseLength(v string) (int64, bool) {
 	return n, err == nil
 }
 
-func asciiEqualFold(s, t string) bool {
-	if len(s) != len(t) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		a, b := s[i], t[i]
-		if 'A' <= a && a <= 'Z' {
-			a += 'a' - 'A'
-		}
-		if a != b {
-			return false
-		}
-	}
-	return true
-}
-
-// headEnd returns the length of the head at the start of b, through its
-// blank line, or -1 when b holds no blank line yet.
+// headEnd returns the length of the head at the start of b, through the
+// blank line that ends it, or -1 when b holds no blank line yet. As in
+// net/http a line may end in LF alone; parseHead refuses such a head.
 func headEnd(b []byte) int {
-	i := bytes.Index(b, []byte("\r\n\r\n"))
-	if i < 0 {
-		return -1
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
 	}
-	return i + 4
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // response is the http.ResponseWriter of one request; a connection reuses
@@ -80,10 +82,8 @@ func (w *response) WriteHeader(code int) {
 		case "Transfer-Encoding":
 			continue // the framing is this package's
 		case "Connection":
-			for _, v := range vv {
-				if hasToken(v, "close") {
-					w.closeAfter = true
-				}
+			if httpguts.HeaderValuesContainsToken(vv, "close") {
+				w.closeAfter = true
 			}
 			continue
 		case "Content-Type":
@@ -123,7 +123,7 @@ func (w *response) informational(code int) {
 // takes: a name that is not a token is left out, and CR or LF in a value
 // becomes a space, so that a value cannot start another field.
 func appendField(b []byte, k string, vv []string) []byte {
-	if !isToken(k) {
+	if !httpguts.ValidHeaderFieldName(k) {
 		return b
 	}
 	for _, v := range vv {
@@ -275,9 +275,10 @@ func (w *response) finish() {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.declared >= 0 && !w.committed && w.written < w.declared {
-		// The handler promised more than it wrote: say so with a close,
-		// as net/http does, rather than wait for the client to time out.
+	if w.declared >= 0 && w.written < w.declared {
+		// The handler promised more than it wrote (Write refuses more):
+		// say so with a close, as net/http does, rather than let the client
+		// wait. When the head has gone already, the close alone says it.
 		w.closeAfter = true
 	}
 	w.commit(true, nil)
@@ -285,26 +286,12 @@ func (w *response) finish() {
 		_, err := w.c.bw.WriteString("0\r\n\r\n")
 		w.setErr(err)
 	}
-	if w.declared >= 0 && w.written != w.declared {
-		w.closeAfter = true
-	}
 }
 
 func appendLength(b []byte, n int64) []byte {
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, "\r\n"...)
-}
-
-// hasToken reports whether the comma-separated list v has token t, in any
-// case.
-func hasToken(v, t string) bool {
-	for part := range strings.SplitSeq(v, ",") {
-		if asciiEqualFold(trimOWS(part), t) {
-			return true
-		}
-	}
-	return false
 }
 
 // statusLines holds "HTTP/1.1 NNN Text\r\n" for every code.

@@ -242,7 +242,6 @@ type conn struct {
 	state  atomic.Int32
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	remote string
 	cancel context.CancelFunc // ends the requests' context
 	born   time.Time
 	fresh  atomic.Bool // no request has started yet
@@ -259,35 +258,32 @@ var (
 )
 
 func (s *Server) newConn(rwc net.Conn) *conn {
-	c := &conn{s: s, rwc: rwc, remote: rwc.RemoteAddr().String(), born: time.Now()}
+	c := &conn{s: s, rwc: rwc, born: time.Now()}
 	c.fresh.Store(true)
 	ctx := context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, s.fallback), http.LocalAddrContextKey, rwc.LocalAddr())
 	ctx, c.cancel = context.WithCancel(ctx)
 	c.base = *(&http.Request{
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: c.remote,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: rwc.RemoteAddr().String(),
 	}).WithContext(ctx)
 	c.resp.c = c
 	return c
 }
 
 func (c *conn) serve() {
-	handedOff := false
 	defer func() {
 		c.s.untrack(c)
-		if handedOff {
-			return
+		if c.br == nil {
+			return // net/http serves it now
 		}
 		if c.unread {
 			c.closeWriteAndWait()
 		}
 		_ = c.rwc.Close()
-		if c.br != nil {
-			c.br.Reset(nil)
-			readerPool.Put(c.br)
-			c.bw.Reset(nil)
-			writerPool.Put(c.bw)
-		}
+		c.br.Reset(nil)
+		readerPool.Put(c.br)
+		c.bw.Reset(nil)
+		writerPool.Put(c.bw)
 	}()
 	c.br = readerPool.Get().(*bufio.Reader)
 	c.br.Reset(c.rwc)
@@ -300,7 +296,7 @@ func (c *conn) serve() {
 		if c.s.shutdown.Load() {
 			return
 		}
-		c.waitDeadline(first)
+		rearm := c.waitDeadline(first)
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
@@ -308,7 +304,7 @@ func (c *conn) serve() {
 			return // Shutdown closed it
 		}
 		c.fresh.Store(false)
-		n, err := c.readHead(!first || c.s.IdleTimeout > 0 && c.s.IdleTimeout < c.s.ReadHeaderTimeout)
+		n, err := c.readHead(rearm)
 		if err != nil {
 			return
 		}
@@ -319,7 +315,7 @@ func (c *conn) serve() {
 			h, ok = parseHead(b)
 		}
 		if !ok {
-			handedOff = c.handOff()
+			c.handOff()
 			return
 		}
 		_, _ = c.br.Discard(n)
@@ -332,12 +328,19 @@ func (c *conn) serve() {
 // waitDeadline sets the read deadline for the wait for a request's first
 // byte: ReadHeaderTimeout on a new connection (as net/http, so that a
 // connection that sends nothing is not kept for IdleTimeout), IdleTimeout
-// between requests, none when that is zero.
-func (c *conn) waitDeadline(first bool) {
+// between requests, none when that is zero. It reports whether the head
+// still needs its own deadline.
+func (c *conn) waitDeadline(first bool) (rearm bool) {
 	d := c.s.IdleTimeout
 	if first && c.s.ReadHeaderTimeout > 0 && (d <= 0 || c.s.ReadHeaderTimeout < d) {
 		d = c.s.ReadHeaderTimeout
 	}
+	c.setReadTimeout(d)
+	return !first || d != c.s.ReadHeaderTimeout
+}
+
+// setReadTimeout sets the read deadline d from now; d ≤ 0 means none.
+func (c *conn) setReadTimeout(d time.Duration) {
 	switch {
 	case d > 0:
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
@@ -363,36 +366,24 @@ func (c *conn) closeWriteAndWait() {
 const rstAvoidanceDelay = 500 * time.Millisecond
 
 // readHead waits for a whole head in the buffer and returns its length, or
-// 0 when the head is not plain as far as it came: the buffer filled up
-// without one (a head too long to be plain) or a line ends in a bare LF.
+// 0 when the buffer filled up without one (a head too long to be plain).
 // rearm says whether the head's deadline is still to be set (a new
 // connection's first head is under it from the start).
 func (c *conn) readHead(rearm bool) (int, error) {
 	from := 0
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
-		// The head ends at its blank line; what follows (a body, the next
-		// request) may hold any bytes.
-		end := len(b)
-		n := headEnd(b[max(0, from-3):])
-		if n >= 0 {
-			end = max(0, from-3) + n
-		}
-		for i := from; i < end; i++ {
-			if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
-				return 0, nil
-			}
-		}
-		if n >= 0 {
-			return end, nil
+		// A blank line may straddle the last read: look from 2 bytes back.
+		if n := headEnd(b[max(0, from-2):]); n >= 0 {
+			return max(0, from-2) + n, nil
 		}
 		if len(b) == bufSize {
 			return 0, nil
 		}
 		from = len(b)
 		if rearm && c.s.ReadHeaderTimeout > 0 {
-			rearm, c.deadline = false, true
-			_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.ReadHeaderTimeout))
+			rearm = false
+			c.setReadTimeout(c.s.ReadHeaderTimeout)
 		}
 		if _, err := c.br.Peek(len(b) + 1); err != nil {
 			return 0, err
@@ -400,18 +391,18 @@ func (c *conn) readHead(rearm bool) (int, error) {
 	}
 }
 
-// handOff gives the connection, with what is buffered, to net/http.
-func (c *conn) handOff() bool {
+// handOff gives the connection, with what is buffered, to net/http; the
+// connection is net/http's when it returns with c.br nil.
+func (c *conn) handOff() {
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	hc := &handedConn{Conn: c.rwc, r: c.br}
 	if !c.s.handoff.push(hc) {
-		return false
+		return
 	}
 	c.s.handedOff.Add(1)
 	c.bw.Reset(nil)
 	writerPool.Put(c.bw)
 	c.br, c.bw = nil, nil
-	return true
 }
 
 // serveRequest runs the handler for h and writes its answer; it reports
@@ -431,14 +422,7 @@ func (c *conn) serveRequest(h *head) bool {
 		if int64(c.br.Buffered()) < h.contentLength {
 			// The rest of the body comes within IdleTimeout (no limit when
 			// that is zero, as net/http without a ReadTimeout).
-			switch {
-			case c.s.IdleTimeout > 0:
-				_ = c.rwc.SetReadDeadline(time.Now().Add(c.s.IdleTimeout))
-				c.deadline = true
-			case c.deadline:
-				_ = c.rwc.SetReadDeadline(time.Time{})
-				c.deadline = false
-			}
+			c.setReadTimeout(c.s.IdleTimeout)
 		}
 		rb = &body{r: c.br, n: h.contentLength}
 		req.Body = rb
@@ -457,7 +441,7 @@ func (c *conn) serveRequest(h *head) bool {
 		return false
 	}
 	w.finish()
-	keep := !w.closeAfter && !req.Close && !c.s.shutdown.Load()
+	keep := !w.closing()
 	if rb != nil && !rb.drain() {
 		keep = false
 		c.unread = true
@@ -477,7 +461,7 @@ func (c *conn) runHandler(w *response, req *http.Request) (ok bool) {
 			if v != http.ErrAbortHandler { //nolint:errorlint // net/http compares the same way
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
-				c.s.logf("h1: panic serving %v: %v\n%s", c.remote, v, buf)
+				c.s.logf("h1: panic serving %v: %v\n%s", req.RemoteAddr, v, buf)
 			}
 			ok = false
 		}
@@ -540,14 +524,11 @@ func (b *body) tooLong() bool { return b.err != nil || b.n > maxDrain }
 // drain reads what the handler left of the body, when it is small, and
 // reports whether the connection is at the next request.
 func (b *body) drain() bool {
-	if b.err != nil || b.r == nil {
+	if b.r == nil || b.tooLong() {
 		return false
 	}
 	if b.n == 0 {
 		return true
-	}
-	if b.n > maxDrain {
-		return false
 	}
 	n, err := b.r.Discard(int(b.n))
 	b.n -= int64(n)
