@@ -37,22 +37,18 @@ func (r rawIO) Read(p []byte) (n int, err error) {
 		return 0, nil
 	}
 	werr := r.rc.Read(func(fd uintptr) bool {
-		for {
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return false // wait until readable
-			case e != 0:
-				err = e
-			case m == 0:
-				err = io.EOF
-			default:
-				n = int(m)
-			}
-			return true
+		m, e := rawSyscall(syscall.SYS_READ, fd, p)
+		switch {
+		case e == syscall.EAGAIN:
+			return false // wait until readable
+		case e != 0:
+			err = e
+		case m == 0:
+			err = io.EOF
+		default:
+			n = m
 		}
+		return true
 	})
 	if err == nil {
 		err = werr // a deadline, or a closed connection
@@ -63,17 +59,15 @@ func (r rawIO) Read(p []byte) (n int, err error) {
 func (r rawIO) Write(p []byte) (n int, err error) {
 	werr := r.rc.Write(func(fd uintptr) bool {
 		for n < len(p) {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
+			m, e := rawSyscall(syscall.SYS_WRITE, fd, p[n:])
 			switch {
-			case e == syscall.EINTR:
-				continue
 			case e == syscall.EAGAIN:
 				return false // wait until writable
 			case e != 0:
 				err = e
 				return true
 			}
-			n += int(m)
+			n += m
 		}
 		return true
 	})
@@ -81,4 +75,15 @@ func (r rawIO) Write(p []byte) (n int, err error) {
 		err = werr
 	}
 	return n, err
+}
+
+// rawSyscall makes the read or write trap on fd with p (not empty),
+// again while it is interrupted.
+func rawSyscall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		m, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(m), e
+		}
+	}
 }
