@@ -210,11 +210,28 @@ func appendHoldJSON(b []byte, h *bookdv1.Hold) []byte {
 	return append(b, "}\n"...)
 }
 
-// appendMsTime appends msTime(ms) as a JSON string.
+// appendMsTime appends msTime(ms) as a JSON string. Years 0 to 9999, which
+// is every time a hold has, are written digit by digit (a hold answer has
+// three times, and the layout interpreter was 3% of a sale's CPU); the
+// rest go through the layout.
 func appendMsTime(b []byte, ms int64) []byte {
-	b = append(b, '"')
-	b = time.UnixMilli(ms).UTC().AppendFormat(b, timeLayout)
-	return append(b, '"')
+	t := time.UnixMilli(ms).UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, timeLayout)
+		return append(b, '"')
+	}
+	hour, minute, sec := t.Clock()
+	milli := t.Nanosecond() / 1e6
+	return append(b, '"',
+		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
+		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
+		byte('0'+day/10), byte('0'+day%10), 'T',
+		byte('0'+hour/10), byte('0'+hour%10), ':',
+		byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+sec/10), byte('0'+sec%10), '.',
+		byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z', '"')
 }
 
 // appendJSONString appends s as a JSON string exactly as encoding/json

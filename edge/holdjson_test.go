@@ -3,7 +3,10 @@ package edge
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
 )
@@ -87,4 +90,23 @@ func FuzzHoldJSONFastPath(f *testing.F) {
 			t.Fatalf("appendHoldJSON:\n got %s\nwant %s", got, want.Bytes())
 		}
 	})
+}
+
+// TestAppendMsTime holds the digit-by-digit writer to the layout at the
+// ends of its range, across them, and at random.
+func TestAppendMsTime(t *testing.T) {
+	year0 := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	year10000 := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	cases := []int64{0, 1, -1, 999, 1000, -1000, 1795495295123, year0, year0 - 1, year10000, year10000 - 1,
+		time.Date(2028, 2, 29, 23, 59, 59, 999e6, time.UTC).UnixMilli(), math.MaxInt64, math.MinInt64}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		cases = append(cases, year0+rng.Int64N(year10000-year0), rng.Int64N(1<<50)-1<<49)
+	}
+	for _, ms := range cases {
+		want := `"` + msTime(ms) + `"`
+		if got := string(appendMsTime([]byte("x"), ms)); got != "x"+want {
+			t.Fatalf("appendMsTime(%d) = %s, want x%s", ms, got, want)
+		}
+	}
 }
