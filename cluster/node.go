@@ -209,7 +209,17 @@ func (n *Node) Owns(kind, identity string) bool { return n.lookup.owns(kind, ide
 // Retryable (the identity is moving); the message may then be delivered
 // more than once, so every command must be idempotent.
 func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any, error) {
-	deadline := time.Now().Add(n.cfg.RequestTimeout)
+	return n.RequestWithin(ctx, n.cfg.RequestTimeout, kind, identity, msg)
+}
+
+// RequestWithin is Request waiting at most timeout instead of
+// RequestTimeout (less when ctx's deadline comes sooner). A caller with a
+// timeout of its own passes it here rather than in a context: a context
+// deadline costs a timer, a cancel function and a registration with the
+// parent context per request, and a local request waits on a timer it
+// reuses.
+func (n *Node) RequestWithin(ctx context.Context, timeout time.Duration, kind, identity string, msg any) (any, error) {
+	deadline := time.Now().Add(timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}

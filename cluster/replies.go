@@ -31,9 +31,10 @@ type replies struct {
 type replySlot struct {
 	id      string
 	mu      sync.Mutex
-	gen     uint32   // the RequestId of the request waiting, or of the last one
-	waiting bool     // a request waits for the answer to gen
-	answer  chan any // capacity 1: one answer per request
+	gen     uint32      // the RequestId of the request waiting, or of the last one
+	waiting bool        // a request waits for the answer to gen
+	answer  chan any    // capacity 1: one answer per request
+	timer   *time.Timer // the wait's, reused; nil until the first request
 }
 
 func (r *replies) get() *replySlot {
@@ -73,13 +74,18 @@ func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline
 	s.mu.Unlock()
 	r.system.Root.RequestWithCustomSender(pid, msg, sender)
 
-	// The caller's context usually ends first (the edge gives every request
-	// a deadline): then it needs no timer of its own.
+	// A context that ends by deadline first ends the wait itself, with its
+	// own error. Otherwise the slot's timer does: since Go 1.23 a stopped or
+	// reset timer delivers nothing stale, so it serves one wait after
+	// another.
 	var expired <-chan time.Time
 	if dl, ok := ctx.Deadline(); !ok || dl.After(deadline) {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		expired = t.C
+		if s.timer == nil {
+			s.timer = time.NewTimer(time.Until(deadline))
+		} else {
+			s.timer.Reset(time.Until(deadline))
+		}
+		expired = s.timer.C
 	}
 	var (
 		res any
@@ -94,6 +100,9 @@ func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline
 		err = ctx.Err()
 	case <-expired:
 		err = actor.ErrTimeout
+	}
+	if expired != nil {
+		s.timer.Stop()
 	}
 	s.release()
 	r.put(s)

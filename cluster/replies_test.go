@@ -69,6 +69,17 @@ func TestLocalReplies(t *testing.T) {
 		_, _ = n.Request(ctx, "w", "x", "hold")
 		cancel()
 	}
+	// A timeout without a context deadline ends on the slot's timer (the
+	// loop above left a request held: release it first).
+	if res, err := n.Request(t.Context(), "w", "x", "release"); err != nil || res != "released" {
+		t.Fatalf("Request(release) = %v, %v; want released", res, err)
+	}
+	if _, err := n.RequestWithin(t.Context(), 50*time.Millisecond, "w", "x", "hold"); !errors.Is(err, ErrUnavailable) || !errors.Is(err, actor.ErrTimeout) {
+		t.Fatalf("RequestWithin(hold, 50ms) = %v; want ErrUnavailable for the timeout", err)
+	}
+	if res, err := n.RequestWithin(t.Context(), time.Second, "w", "x", "release"); err != nil || res != "released" {
+		t.Fatalf("RequestWithin(release) after a timeout = %v, %v; want released", res, err)
+	}
 	if res, err := n.Request(t.Context(), "w", "x", "twice"); err != nil || res != "first" {
 		t.Fatalf("Request(twice) = %v, %v; want first", res, err)
 	}
@@ -107,5 +118,50 @@ func TestLocalReplies(t *testing.T) {
 	_, err = n.replies.request(t.Context(), actor.NewPID(n.system.Address(), "nobody"), "x", time.Now().Add(5*time.Second))
 	if !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > time.Second {
 		t.Fatalf("a request to no actor = %v after %v; want actor.ErrDeadLetter at once", err, time.Since(start))
+	}
+}
+
+// TestReplySlotTimer: a slot's timer, reused from one request to the next,
+// ends each wait at its own deadline: a request after one that timed out,
+// or after one answered just before its deadline, is not ended early by
+// the timer of the one before.
+func TestReplySlotTimer(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	// It answers a duration after sleeping it.
+	pid := n.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		if d, ok := c.Message().(time.Duration); ok {
+			time.Sleep(d)
+			c.Respond(d)
+		}
+	}))
+	request := func(sleep, timeout time.Duration) (any, error) {
+		return n.replies.request(t.Context(), pid, sleep, time.Now().Add(timeout))
+	}
+	for range 3 {
+		if _, err := request(150*time.Millisecond, 20*time.Millisecond); !errors.Is(err, actor.ErrTimeout) {
+			t.Fatalf("a request answered after its deadline = %v; want ErrTimeout", err)
+		}
+		// It waits behind the sleep of the one before: about 200 ms.
+		if res, err := request(50*time.Millisecond, time.Second); err != nil || res != 50*time.Millisecond {
+			t.Fatalf("the request after a timeout = %v, %v; want its answer", res, err)
+		}
+		if res, err := request(0, 30*time.Millisecond); err != nil || res != time.Duration(0) {
+			t.Fatalf("a prompt request = %v, %v; want its answer", res, err)
+		}
+		// Answered near its deadline: the timer may have fired unread.
+		_, _ = request(25*time.Millisecond, 25*time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
+		if res, err := request(40*time.Millisecond, time.Second); err != nil || res != 40*time.Millisecond {
+			t.Fatalf("the request after one answered at its deadline = %v, %v; want its answer", res, err)
+		}
+	}
+	if free := len(n.replies.free); free != 1 {
+		t.Fatalf("%d reply slots; want the one, reused", free)
 	}
 }

@@ -245,9 +245,7 @@ func (s *Server) handleAvailability(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, invalidField(field, "is required when the other end of the range is given"))
 		return
 	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	res, err := s.actors.Request(ctx, resourceKind, id, &bookdv1.GetAvailability{From: from, To: to})
+	res, err := s.actors.RequestWithin(r.Context(), s.cfg.RequestTimeout, resourceKind, id, &bookdv1.GetAvailability{From: from, To: to})
 	if err != nil {
 		s.log.Warn("availability request failed", "resource_id", id, "error", err)
 		writeProblem(w, r, errorProblem(err))

@@ -117,9 +117,9 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	// One deadline for the whole request: the key's claim and the resource.
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
+	// The claim is bounded by its store (Redis's client has its own
+	// timeouts), the resource by RequestTimeout.
+	ctx := r.Context()
 	var fp string
 	if key != "" {
 		fp = idemFingerprint(r, body)
@@ -176,9 +176,7 @@ func (s *Server) handleHoldAction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(probNotFound, "no action %q on holds", r.PathValue("action")))
 		return
 	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	reply, p := s.holdCommand(ctx, resourceID, cmd)
+	reply, p := s.holdCommand(r.Context(), resourceID, cmd)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
@@ -188,7 +186,7 @@ func (s *Server) handleHoldAction(w http.ResponseWriter, r *http.Request) {
 
 // holdCommand sends a hold command to its resource and unwraps the reply.
 func (s *Server) holdCommand(ctx context.Context, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
-	res, err := s.actors.Request(ctx, resourceKind, resourceID, cmd)
+	res, err := s.actors.RequestWithin(ctx, s.cfg.RequestTimeout, resourceKind, resourceID, cmd)
 	if err != nil {
 		s.log.Warn("resource request failed", "resource_id", resourceID, "error", err)
 		return nil, errorProblem(err)

@@ -498,9 +498,7 @@ func (h *hub) readAvailability(ctx context.Context, r, from, to string) (*bookdv
 				return nil, "unavailable", ctx.Err()
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, h.timeout)
-		res, err := h.actors.Request(rctx, resourceKind, r, &bookdv1.GetAvailability{From: from, To: to})
-		cancel()
+		res, err := h.actors.RequestWithin(ctx, h.timeout, resourceKind, r, &bookdv1.GetAvailability{From: from, To: to})
 		if err != nil {
 			last = err
 			continue

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bookd/bookd/cluster"
 	bookdv1 "github.com/bookd/bookd/messages/bookd/v1"
@@ -131,7 +132,7 @@ type fakeActors struct {
 	sent  []any
 }
 
-func (f *fakeActors) Request(_ context.Context, kind, identity string, msg any) (any, error) {
+func (f *fakeActors) RequestWithin(_ context.Context, _ time.Duration, kind, identity string, msg any) (any, error) {
 	f.sent = append(f.sent, msg)
 	return f.reply(kind, identity, msg)
 }

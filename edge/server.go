@@ -17,8 +17,9 @@ import (
 
 // Actors is how the edge reaches actors: the cluster node.
 type Actors interface {
-	// Request sends msg to the actor identity of kind and returns its reply.
-	Request(ctx context.Context, kind, identity string, msg any) (any, error)
+	// RequestWithin sends msg to the actor identity of kind and returns its
+	// reply, waiting at most timeout (less when ctx ends sooner).
+	RequestWithin(ctx context.Context, timeout time.Duration, kind, identity string, msg any) (any, error)
 }
 
 // Config is how the edge serves. Start from DefaultConfig.
@@ -277,10 +278,6 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 }
 
 // readBody reads a JSON request body with the size limit; the caller
