@@ -13,27 +13,28 @@ import (
 )
 
 // appendEventsCTEs are the events part of appendSQL and appendEventsSQL.
-// head reads the stream's last seq; the events go in only when it is the
-// expected seq ($2); done counts the rows that went in.
+// head reads the stream's last seq (from its last batch row: rows are
+// contiguous); the batch goes in as one row only when that is the
+// expected seq ($2); done is how many events went in.
 //
 // $1 stream, $2 expected seq, $3 events.
 const appendEventsCTEs = `WITH head AS (
-	SELECT COALESCE(max(seq), 0) AS last FROM events WHERE stream = $1::text
+	SELECT COALESCE((SELECT last_seq FROM journal WHERE stream = $1::text ORDER BY first_seq DESC LIMIT 1), 0) AS last
 ), appended AS (
-	INSERT INTO events (stream, seq, data, at)
-	SELECT $1::text, $2::bigint + e.n, e.data, now()
-	FROM head, unnest($3::bytea[]) WITH ORDINALITY AS e (data, n)
+	INSERT INTO journal (stream, first_seq, last_seq, events, at)
+	SELECT $1::text, $2::bigint + 1, $2::bigint + cardinality($3::bytea[]), $3::bytea[], now()
+	FROM head
 	WHERE head.last = $2::bigint
-	RETURNING 1
+	RETURNING cardinality(events) AS n
 ), done AS (
-	SELECT count(*) AS n FROM appended
+	SELECT COALESCE(sum(n), 0) AS n FROM appended
 )`
 
 // appendSQL is Append as one statement, so one implicit transaction and one
 // round trip: appendEventsCTEs, then the snapshot and the wake time, written
-// only when the events went in, and only after all of them did (they read
-// done), so that two racing writers meet on the events' primary key first
-// and never deadlock on the other tables. The result is the last seq head
+// only when the events went in, and only after they did (they read done),
+// so that two racing writers meet on the journal's primary key first and
+// never deadlock on the other tables. The result is the last seq head
 // saw and how many events went in.
 //
 // $1–$3 as appendEventsCTEs, $4 snapshot seq (NULL: none), $5 snapshot
@@ -69,8 +70,8 @@ const appendResultSQL = `SELECT head.last, done.n FROM head, done`
 // wake time, if any, in one statement (see appendSQL): all or nothing. It
 // returns a *persistence.ConflictError, having written nothing, when the
 // stream's last seq is not b.ExpectedSeq (with ActualSeq), when a racing
-// writer inserted one of the seqs first (the primary key's unique
-// violation; ActualSeq is then read again afterwards, 0 if that fails), and
+// writer inserted a batch at the same first seq first (the primary key's
+// unique violation; ActualSeq is then read again afterwards, 0 if that fails), and
 // when the server aborts the statement as a serialization failure or a
 // deadlock (possible only when the server's default isolation level is
 // above READ COMMITTED; the stream may then even be at b.ExpectedSeq, and a
@@ -170,58 +171,77 @@ func blob(b []byte) []byte {
 	return b
 }
 
-// loadChunk is how many events Load reads per query. Load holds at most one
-// chunk in memory and no connection while fn runs.
-const loadChunk = 512
+// loadRows is how many journal rows (batches) Load reads per query. Load
+// holds at most one chunk in memory and no connection while fn runs.
+const loadRows = 64
 
 // Load calls fn for every event of stream with Seq > afterSeq, in order. It
-// reads loadChunk events per query and calls fn between queries, holding no
-// connection, so fn may call the Store. Events appended while Load runs may
-// be included; there is never a gap.
+// reads loadRows batches per query and calls fn between queries, holding
+// no connection, so fn may call the Store. Events appended while Load runs
+// may be included; there is never a gap.
 func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn func(persistence.Event) error) error {
 	if afterSeq >= math.MaxInt64 {
 		return nil
 	}
 	after := int64(afterSeq)
 	for {
-		chunk, err := s.loadChunk(ctx, stream, after)
+		rows, err := s.loadChunk(ctx, stream, after)
 		if err != nil {
 			return fmt.Errorf("postgres: load %q after %d: %w", stream, after, err)
 		}
-		for _, e := range chunk {
-			if err := fn(e); err != nil {
-				return err
+		for _, r := range rows {
+			for i, data := range r.events {
+				seq := r.first + int64(i)
+				if seq <= after {
+					continue // the first row may begin before afterSeq
+				}
+				if err := fn(persistence.Event{Seq: uint64(seq), Data: blob(data), At: r.at}); err != nil {
+					return err
+				}
 			}
 		}
-		if len(chunk) < loadChunk {
+		if len(rows) < loadRows {
 			return nil
 		}
-		after = int64(chunk[len(chunk)-1].Seq)
+		last := rows[len(rows)-1]
+		after = last.first + int64(len(last.events)) - 1
 	}
 }
 
-// loadChunk reads up to loadChunk events of stream after seq after.
-func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]persistence.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, data, at FROM events WHERE stream = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		stream, after, loadChunk)
+// batchRow is a row of the journal.
+type batchRow struct {
+	first  int64
+	events [][]byte
+	at     time.Time
+}
+
+// loadChunkSQL reads up to $3 rows of stream $1 holding events after seq
+// $2: the row holding seq $2+1 (the one with the greatest first_seq up to
+// it), if any, and the rows after it; both by the primary key.
+const loadChunkSQL = `SELECT first_seq, events, at FROM journal
+WHERE stream = $1::text AND first_seq >= COALESCE((
+	SELECT first_seq FROM journal WHERE stream = $1::text AND first_seq <= $2::bigint + 1 ORDER BY first_seq DESC LIMIT 1
+), 0)
+ORDER BY first_seq LIMIT $3`
+
+// loadChunk reads up to loadRows rows of stream with events after seq after.
+func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]batchRow, error) {
+	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, loadRows)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (persistence.Event, error) {
-		var (
-			e   persistence.Event
-			seq int64
-		)
-		err := row.Scan(&seq, &e.Data, &e.At)
-		e.Seq = uint64(seq)
-		return e, err
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (batchRow, error) {
+		var r batchRow
+		err := row.Scan(&r.first, &r.events, &r.at)
+		return r, err
 	})
 }
 
 // LastSeq returns the seq of the last event of stream, 0 when it has none.
 func (s *Store) LastSeq(ctx context.Context, stream string) (uint64, error) {
 	var last int64
-	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(seq), 0) FROM events WHERE stream = $1`, stream).Scan(&last); err != nil {
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT last_seq FROM journal WHERE stream = $1::text ORDER BY first_seq DESC LIMIT 1), 0)`, stream).Scan(&last)
+	if err != nil {
 		return 0, fmt.Errorf("postgres: last seq of %q: %w", stream, err)
 	}
 	return uint64(last), nil
@@ -231,7 +251,9 @@ func (s *Store) LastSeq(ctx context.Context, stream string) (uint64, error) {
 // describes, keeping a newer stored one; the result is whether the event
 // exists.
 const saveSnapshotSQL = `WITH ev AS (
-	SELECT 1 FROM events WHERE stream = $1::text AND seq = $2::bigint
+	SELECT 1 FROM (
+		SELECT last_seq FROM journal WHERE stream = $1::text AND first_seq <= $2::bigint ORDER BY first_seq DESC LIMIT 1
+	) holding WHERE holding.last_seq >= $2::bigint
 ), saved AS (
 	INSERT INTO snapshots (stream, seq, data, at)
 	SELECT $1::text, $2::bigint, $3::bytea, now() FROM ev

@@ -6,10 +6,14 @@
 // stream's last seq, inserts the events only when that is the expected seq,
 // and saves the snapshot and the wake time only when the events went in. A
 // group commit therefore costs one commit's latency whatever the batch
-// holds. The fence does not depend on the isolation level: two writers that
-// both saw the same last seq both insert the next one, and the primary key
-// on (stream, seq) makes the second wait for the first and fail with a
-// unique violation, which Append reports as a *persistence.ConflictError.
+// holds, and one row: the journal keeps a batch per row (first_seq …
+// last_seq), since a row per event made PostgreSQL insert, index and log
+// every event of a hot resource's batches on its own. The fence does not
+// depend on the isolation level: rows are contiguous, so two writers that
+// both saw the same last seq both insert a row at the next one, and the
+// primary key on (stream, first_seq) makes the second wait for the first
+// and fail with a unique violation, which Append reports as a
+// *persistence.ConflictError.
 //
 // Several Stores, on one node or many, may share one database. The schema is
 // a list of numbered migrations embedded in the binary
@@ -105,7 +109,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Plan every statement with the tables as they are now. In pgx's
 	// default mode a pooled connection prepares its statements, and after
 	// five runs PostgreSQL may keep a generic plan made when the tables were
-	// small, such as a sequential scan of events behind Append's max(seq):
+	// small, such as a sequential scan of the journal behind Append's read
+	// of the last seq:
 	// on a new database every append then read the whole journal until the
 	// connection was recycled (an hour). Planning costs tens of
 	// microseconds a statement, paid once per batch. It is set after

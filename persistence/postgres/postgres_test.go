@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bookd/bookd/persistence"
 	"github.com/bookd/bookd/persistence/conformance"
@@ -202,6 +203,116 @@ func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
 	}
 }
 
+// TestMigrateEventsToBatches: a journal of one row per event, as versions
+// before 0004 kept it, becomes batch rows with every event, seq, time and
+// byte kept, and the stream goes on from its last seq.
+func TestMigrateEventsToBatches(t *testing.T) {
+	ctx := t.Context()
+	url := testserver.DatabaseT(t)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fstest.MapFS{}
+	for _, name := range []string{"0001_init.sql", "0002_wakes.sql", "0003_accounts.sql"} {
+		b, err := migrationFiles.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old["migrations/"+name] = &fstest.MapFile{Data: b}
+	}
+	if err := migrate(ctx, pool, old); err != nil {
+		t.Fatalf("migrate to 0003 = %v", err)
+	}
+	t1 := time.Date(2030, 1, 1, 10, 0, 0, 123000, time.UTC)
+	t2 := t1.Add(time.Second)
+	// a: a batch of 3 at t1, one of 2 at t2, one of 1 at t1 again; b: one.
+	type ev struct {
+		stream string
+		seq    int64
+		data   []byte
+		at     time.Time
+	}
+	evs := []ev{{"a", 1, []byte("a1"), t1}, {"a", 2, []byte{}, t1}, {"a", 3, []byte("a3"), t1},
+		{"a", 4, []byte("a4"), t2}, {"a", 5, []byte{0, 0xff}, t2}, {"a", 6, []byte("a6"), t1}, {"b", 1, []byte("b1"), t2}}
+	for _, e := range evs {
+		if _, err := pool.Exec(ctx, `INSERT INTO events (stream, seq, data, at) VALUES ($1, $2, $3, $4)`, e.stream, e.seq, e.data, e.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool.Close()
+
+	s := openT(t, url)
+	var rows int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM journal WHERE stream = 'a'`).Scan(&rows); err != nil || rows != 3 {
+		t.Errorf("a's journal rows = %d, %v, want its 3 batches", rows, err)
+	}
+	for _, after := range []uint64{0, 2, 4, 6} {
+		var got []ev
+		if err := s.Load(ctx, "a", after, func(e persistence.Event) error {
+			got = append(got, ev{"a", int64(e.Seq), e.Data, e.At})
+			return nil
+		}); err != nil {
+			t.Fatalf("Load(a, %d) = %v", after, err)
+		}
+		want := evs[after:6]
+		if len(got) != len(want) {
+			t.Fatalf("Load(a, %d) = %d events, want %d", after, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].seq != want[i].seq || string(got[i].data) != string(want[i].data) || !got[i].at.Equal(want[i].at) {
+				t.Errorf("Load(a, %d)[%d] = %+v, want %+v", after, i, got[i], want[i])
+			}
+		}
+	}
+	for stream, want := range map[string]uint64{"a": 6, "b": 1, "c": 0} {
+		if got, err := s.LastSeq(ctx, stream); got != want || err != nil {
+			t.Errorf("LastSeq(%s) = %d, %v, want %d", stream, got, err, want)
+		}
+	}
+	if err := s.SaveSnapshot(ctx, "a", persistence.Snapshot{Seq: 5, Data: []byte("s")}); err != nil {
+		t.Errorf("SaveSnapshot(a, 5), inside a migrated batch = %v", err)
+	}
+	if err := s.Append(ctx, persistence.Batch{Stream: "a", ExpectedSeq: 5, Events: [][]byte{nil}}); !errors.Is(err, persistence.ErrConflict) {
+		t.Errorf("Append(a) at 5 = %v, want a conflict", err)
+	}
+	mustAppend(t, s, "a", 6)
+}
+
+// TestLoadPagesOfBatches: Load pages by journal rows, each a batch of
+// several events; over more pages than one, from any seq, inside a batch
+// or at its edge, it gives every event once and in order.
+func TestLoadPagesOfBatches(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	var want [][]byte
+	for b := range 2*loadRows + 7 {
+		batch := make([][]byte, 1+b%3)
+		for i := range batch {
+			batch[i] = fmt.Appendf(nil, "e%d", len(want)+i+1)
+		}
+		if err := s.Append(ctx, persistence.Batch{Stream: "p", ExpectedSeq: uint64(len(want)), Events: batch}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, batch...)
+	}
+	for _, after := range []int{0, 1, 2, 3, 63, 64, 65, 127, 128, 129, len(want) - 1, len(want), len(want) + 1} {
+		next := after + 1
+		if err := s.Load(ctx, "p", uint64(after), func(e persistence.Event) error {
+			if e.Seq != uint64(next) || string(e.Data) != string(want[next-1]) {
+				return fmt.Errorf("event %d %q, want %d %q", e.Seq, e.Data, next, want[next-1])
+			}
+			next++
+			return nil
+		}); err != nil {
+			t.Fatalf("Load(p, %d) = %v", after, err)
+		}
+		if end := max(after, len(want)) + 1; next != end {
+			t.Errorf("Load(p, %d) ended before seq %d, want %d", after, next, end)
+		}
+	}
+}
+
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	url := testserver.DatabaseT(t)
 	s := openT(t, url)
@@ -276,12 +387,12 @@ func TestUniqueViolationIsConflict(t *testing.T) {
 	if _, err := s.pool.Exec(ctx, `
 		CREATE FUNCTION sneak() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
-			IF NEW.data = '\xff'::bytea THEN
-				INSERT INTO events (stream, seq, data, at) VALUES (NEW.stream, NEW.seq, '\x00'::bytea, now());
+			IF NEW.events[cardinality(NEW.events)] = '\xff'::bytea THEN
+				INSERT INTO journal (stream, first_seq, last_seq, events, at) VALUES (NEW.stream, NEW.first_seq, NEW.first_seq, ARRAY['\x00'::bytea], now());
 			END IF;
 			RETURN NEW;
 		END $$;
-		CREATE TRIGGER sneak BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION sneak();`); err != nil {
+		CREATE TRIGGER sneak BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION sneak();`); err != nil {
 		t.Fatalf("create trigger: %v", err)
 	}
 	wake := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -314,7 +425,7 @@ func TestRaceOnPrimaryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `INSERT INTO events (stream, seq, data, at) VALUES ('r', 2, 'other'::bytea, now())`); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO journal (stream, first_seq, last_seq, events, at) VALUES ('r', 2, 2, ARRAY['other'::bytea], now())`); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -345,7 +456,7 @@ func TestRaceOnPrimaryKey(t *testing.T) {
 		t.Fatalf("Append racing a committed insert = %v, want a ConflictError at 1 with ActualSeq 2", err)
 	}
 	var data []byte
-	if err := s.pool.QueryRow(ctx, `SELECT data FROM events WHERE stream = 'r' AND seq = 2`).Scan(&data); err != nil || string(data) != "other" {
+	if err := s.pool.QueryRow(ctx, `SELECT events[1] FROM journal WHERE stream = 'r' AND first_seq = 2`).Scan(&data); err != nil || string(data) != "other" {
 		t.Errorf("seq 2 = %q, %v, want the other writer's", data, err)
 	}
 }
@@ -487,7 +598,7 @@ func TestQueryExecModes(t *testing.T) {
 // TestAppendPlansWithTheJournalAsItIs: a pooled connection does not keep a
 // plan of Append made when the journal was empty. With PostgreSQL's default
 // plan cache, after five runs a connection kept a generic plan that read
-// max(seq) by a sequential scan of events, so that on a new database every
+// the last seq by a sequential scan of the journal, so that on a new database every
 // append read the whole journal until the connection was recycled. The
 // store plans each statement afresh (plan_cache_mode force_custom_plan;
 // see TestPlanCacheMode for where it does not).
@@ -503,11 +614,9 @@ func TestAppendPlansWithTheJournalAsItIs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	big := make([][]byte, 20000)
-	for i := range big {
-		big[i] = []byte{2}
-	}
-	if err := s.Append(ctx, persistence.Batch{Stream: "big", Events: big}); err != nil {
+	// 20,000 batches of one event, as 20,000 Appends would leave.
+	if _, err := s.pool.Exec(ctx, `INSERT INTO journal (stream, first_seq, last_seq, events, at)
+		SELECT 'big', i, i, ARRAY['\x02'::bytea], now() FROM generate_series(1, 20000) AS i`); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := s.pool.Acquire(ctx)
@@ -538,8 +647,8 @@ func TestAppendPlansWithTheJournalAsItIs(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan on events") {
-		t.Errorf("with 20,010 events, Append reads the journal by a sequential scan:\n%s", text)
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan on journal") {
+		t.Errorf("with 20,010 batches, Append reads the journal by a sequential scan:\n%s", text)
 	}
 }
 
