@@ -303,28 +303,36 @@ func (r *loadRun) warmUp(ctx context.Context) {
 // client c, until all n are made,
 // Duration has passed or ctx ends, printing a progress line every second.
 // It returns when every worker has returned, with the time taken and what
-// stopped it: "requests", "duration" or "interrupted".
+// stopped it: "requests", "duration" or "interrupted". The workers are the
+// coroutines of a client loop (see clientLoop) where it can run them, and
+// goroutines elsewhere.
 func (r *loadRun) drive(ctx context.Context, name string, n int64, st *phaseStats, do func(c *keepAliveConn, i int64)) (time.Duration, string) {
 	stop, cancel := context.WithTimeout(ctx, r.Duration)
 	defer cancel()
 	var next atomic.Int64
-	start := time.Now()
-	var workers sync.WaitGroup
-	for _, c := range r.conns {
-		workers.Go(func() {
-			for stop.Err() == nil {
-				i := next.Add(1) - 1
-				if i >= n {
-					return
-				}
-				do(c, i)
+	worker := func(c *keepAliveConn) {
+		for stop.Err() == nil {
+			i := next.Add(1) - 1
+			if i >= n {
+				return
 			}
-		})
+			do(c, i)
+		}
 	}
+	start := time.Now()
 	done := make(chan struct{})
 	var progress sync.WaitGroup
 	progress.Go(func() { r.progress(name, start, st, done) })
-	workers.Wait()
+	if err := runClientLoop(r.conns, worker); err != nil {
+		if !errors.Is(err, errLoopUnsupported) {
+			fmt.Fprintf(r.Stderr, "%s: %v; a goroutine per client instead\n", name, err)
+		}
+		var workers sync.WaitGroup
+		for _, c := range r.conns {
+			workers.Go(func() { worker(c) })
+		}
+		workers.Wait()
+	}
 	elapsed := time.Since(start)
 	close(done)
 	progress.Wait()

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,7 +37,15 @@ type keepAliveConn struct {
 	conn net.Conn // nil until the first request and after an error
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	// co, when set, is the coroutine of a clientLoop that runs this client:
+	// its socket is read and written through the loop, which also ends its
+	// requests at their deadline or their ctx's end.
+	co *loopClient
 }
+
+// errLoopUnsupported: runClientLoop cannot run these clients (TLS, or a
+// system without epoll); they get a goroutine each instead.
+var errLoopUnsupported = errors.New("loadgen: the client loop cannot run these clients")
 
 // newKeepAliveConn returns an unconnected client of base (http or https
 // URL, no path) whose requests each take at most timeout.
@@ -77,16 +87,32 @@ func (c *keepAliveConn) do(ctx context.Context, method, path string, header []st
 			return 0, nil, err
 		}
 	}
-	conn := c.conn
-	if err := conn.SetDeadline(deadline); err != nil {
-		c.close()
-		return 0, nil, err
-	}
-	// Ending ctx breaks the I/O below at once.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	status, answer, keep, err := c.roundTrip(method, path, header, body)
-	if !stop() && err != nil {
-		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+	var (
+		status int
+		answer []byte
+		keep   bool
+		err    error
+	)
+	if c.co != nil {
+		// The loop ends the I/O below at deadline or when ctx ends.
+		c.co.deadline, c.co.ctx = deadline, ctx
+		status, answer, keep, err = c.roundTrip(method, path, header, body)
+		c.co.ctx = nil
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
+	} else {
+		conn := c.conn
+		if err := conn.SetDeadline(deadline); err != nil {
+			c.close()
+			return 0, nil, err
+		}
+		// Ending ctx breaks the I/O below at once.
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		status, answer, keep, err = c.roundTrip(method, path, header, body)
+		if !stop() && err != nil {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
 	}
 	if err != nil || !keep {
 		c.close()
@@ -141,7 +167,7 @@ func (c *keepAliveConn) dial(ctx context.Context, deadline time.Time) error {
 		return fmt.Errorf("dial %s: %w", c.addr, err)
 	}
 	c.conn = conn
-	rw := connIO(conn)
+	rw := c.connIO()
 	if c.br == nil {
 		c.br = bufio.NewReaderSize(rw, 16<<10)
 		c.bw = bufio.NewWriterSize(rw, 4<<10)
@@ -155,7 +181,38 @@ func (c *keepAliveConn) dial(ctx context.Context, deadline time.Time) error {
 // close drops the connection, if any.
 func (c *keepAliveConn) close() {
 	if c.conn != nil {
+		if c.co != nil {
+			c.co.closing()
+		}
 		_ = c.conn.Close()
 		c.conn = nil
+	}
+}
+
+// connIO is what the client reads and writes its connection through: the
+// loop's when it runs in one, else connIO's.
+func (c *keepAliveConn) connIO() io.ReadWriter {
+	if c.co != nil {
+		if rw := newLoopIO(c.co, c.conn); rw != nil {
+			return rw
+		}
+	}
+	return connIO(c.conn)
+}
+
+// attach makes c a client of the loop coroutine co, or of its caller's
+// goroutine again when co is nil, carrying its connection over.
+func (c *keepAliveConn) attach(co *loopClient) {
+	if c.co == co {
+		return
+	}
+	if c.conn != nil && c.br.Buffered() > 0 {
+		c.close() // bytes after an answer: the connection is broken anyway
+	}
+	c.co = co
+	if c.conn != nil {
+		rw := c.connIO()
+		c.br.Reset(rw)
+		c.bw.Reset(rw)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -55,54 +56,93 @@ func TestKeepAliveConn(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	c, err := newKeepAliveConn(srv.URL, 300*time.Millisecond)
+	// The same requests on the caller's goroutine and in a client loop.
+	t.Run("goroutine", func(t *testing.T) {
+		exerciseKeepAliveConn(t, srv.URL, &conns, func(_ *keepAliveConn, body func()) { body() })
+	})
+	t.Run("loop", func(t *testing.T) {
+		exerciseKeepAliveConn(t, srv.URL, &conns, func(c *keepAliveConn, body func()) {
+			ran := false
+			err := runClientLoop([]*keepAliveConn{c}, func(*keepAliveConn) { ran = true; body() })
+			if errors.Is(err, errLoopUnsupported) {
+				body() // no epoll here: the goroutine case again
+				return
+			}
+			if err != nil || !ran {
+				t.Fatalf("runClientLoop = %v, ran %v", err, ran)
+			}
+		})
+	})
+}
+
+// exerciseKeepAliveConn makes TestKeepAliveConn's requests with a new
+// client c inside run(c, body), which calls body once, on a goroutine or
+// as c's coroutine in a client loop (where t.Fatal would not stop the
+// test: body reports and returns).
+func exerciseKeepAliveConn(t *testing.T, url string, conns *atomic.Int64, run func(*keepAliveConn, func())) {
+	conns.Store(0)
+	c, err := newKeepAliveConn(url, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.close)
 	ctx := t.Context()
-	for i := range 20 {
-		body := strings.Repeat("b", i*100)
-		status, got, err := c.do(ctx, http.MethodPost, "/echo", []string{"Idempotency-Key: k"}, []byte(body))
-		if err != nil || status != http.StatusCreated || string(got) != body {
-			t.Fatalf("POST /echo #%d = %d, %d bytes, %v; want 201 and the %d bytes sent", i, status, len(got), err, len(body))
+	run(c, func() {
+		if c.co == nil && strings.HasSuffix(t.Name(), "/loop") && runtime.GOOS == "linux" {
+			t.Error("the loop's body runs without the loop's coroutine")
+			return
 		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("20 requests used %d connections, want 1", n)
-	}
-	if status, got, err := c.do(ctx, http.MethodGet, "/chunked", nil, nil); err != nil || status != 200 || len(got) != 18000 {
-		t.Errorf("GET /chunked = %d, %d bytes, %v; want 200, 18000 bytes", status, len(got), err)
-	}
-	if status, got, err := c.do(ctx, http.MethodGet, "/close", nil, nil); err != nil || status != 200 || string(got) != "bye" {
-		t.Errorf("GET /close = %d, %q, %v; want 200 bye", status, got, err)
-	}
-	if _, _, err := c.do(ctx, http.MethodGet, "/drop", nil, nil); err == nil {
-		t.Error("GET /drop = nil error, want one: the server dropped the connection")
-	}
-	if status, _, err := c.do(ctx, http.MethodPost, "/echo", nil, nil); err != nil || status != http.StatusCreated {
-		t.Errorf("POST /echo after a drop = %d, %v; want 201 on a new connection", status, err)
-	}
-	if n := conns.Load(); n != 3 {
-		t.Errorf("connections after a close and a drop = %d, want 3", n)
-	}
+		for i := range 20 {
+			body := strings.Repeat("b", i*100)
+			status, got, err := c.do(ctx, http.MethodPost, "/echo", []string{"Idempotency-Key: k"}, []byte(body))
+			if err != nil || status != http.StatusCreated || string(got) != body {
+				t.Errorf("POST /echo #%d = %d, %d bytes, %v; want 201 and the %d bytes sent", i, status, len(got), err, len(body))
+				return
+			}
+		}
+		if n := conns.Load(); n != 1 {
+			t.Errorf("20 requests used %d connections, want 1", n)
+		}
+		if status, got, err := c.do(ctx, http.MethodGet, "/chunked", nil, nil); err != nil || status != 200 || len(got) != 18000 {
+			t.Errorf("GET /chunked = %d, %d bytes, %v; want 200, 18000 bytes", status, len(got), err)
+		}
+		if status, got, err := c.do(ctx, http.MethodGet, "/close", nil, nil); err != nil || status != 200 || string(got) != "bye" {
+			t.Errorf("GET /close = %d, %q, %v; want 200 bye", status, got, err)
+		}
+		if _, _, err := c.do(ctx, http.MethodGet, "/drop", nil, nil); err == nil {
+			t.Error("GET /drop = nil error, want one: the server dropped the connection")
+		}
+		if status, _, err := c.do(ctx, http.MethodPost, "/echo", nil, nil); err != nil || status != http.StatusCreated {
+			t.Errorf("POST /echo after a drop = %d, %v; want 201 on a new connection", status, err)
+		}
+		if n := conns.Load(); n != 3 {
+			t.Errorf("connections after a close and a drop = %d, want 3", n)
+		}
 
-	_, _, err = c.do(ctx, http.MethodGet, "/slow", nil, nil)
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Errorf("GET /slow past the timeout = %v, want a timeout", err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	c.timeout = time.Minute
-	time.AfterFunc(50*time.Millisecond, cancel)
-	done := make(chan error, 1)
-	go func() { _, _, err := c.do(cctx, http.MethodGet, "/slow", nil, nil); done <- err }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
+		start := time.Now()
+		_, _, err := c.do(ctx, http.MethodGet, "/slow", nil, nil)
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("GET /slow past the timeout = %v, want a timeout", err)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("GET /slow with a timeout of 300ms took %v", took)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		c.timeout = time.Minute
+		time.AfterFunc(50*time.Millisecond, cancel)
+		start = time.Now()
+		// /slow answers after 5 s: an ignored cancel shows as a slow success.
+		if _, _, err := c.do(cctx, http.MethodGet, "/slow", nil, nil); !errors.Is(err, context.Canceled) {
 			t.Errorf("GET /slow with ctx cancelled = %v, want context.Canceled", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("GET /slow did not return after its ctx was cancelled")
-	}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("GET /slow cancelled after 50ms took %v", took)
+		}
+		c.timeout = 300 * time.Millisecond
+		if status, _, err := c.do(ctx, http.MethodPost, "/echo", nil, nil); err != nil || status != http.StatusCreated {
+			t.Errorf("POST /echo after a timeout and a cancel = %d, %v; want 201", status, err)
+		}
+	})
 }
