@@ -114,7 +114,10 @@ func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, h http.Handl
 	// The claim is settled even when the client went away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
-	if rec.status >= 500 || rec.status == 0 {
+	// A 5xx may not happen again; a 415 answers the Content-Type, which the
+	// fingerprint leaves out, so a retry that fixes it must run, not be
+	// answered the 415 again. Neither is kept.
+	if rec.status >= 500 || rec.status == 0 || rec.status == http.StatusUnsupportedMediaType {
 		err = s.store.AbandonIdempotent(ctx, who.UserID, key)
 	} else {
 		err = s.store.FinishIdempotent(ctx, who.UserID, key, rec.status, rec.Header().Get("Location"), rec.body.Bytes())

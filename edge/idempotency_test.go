@@ -93,6 +93,28 @@ func TestIdempotencyFiveHundredNotKept(t *testing.T) {
 	}
 }
 
+// TestIdempotencyWrongContentTypeNotKept: a request refused for its
+// Content-Type, which the fingerprint does not cover, leaves the key free:
+// the retry with the right type and the same key is served, and then kept.
+func TestIdempotencyWrongContentTypeNotKept(t *testing.T) {
+	s := newTestServer(t, nil)
+	_, tok := testUser(t, s, persistence.RoleProvider)
+	body := `{"id":"prv-typed","name":"Typed"}`
+	header := func(ct string) http.Header {
+		return http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {ct}, "Idempotency-Key": {"typed"}}
+	}
+	if w, p := serve(s, "POST", "/v1/admin/providers", header("text/plain"), body); w.Code != 415 || p == nil {
+		t.Fatalf("POST with text/plain = %d %s, want 415", w.Code, w.Body)
+	}
+	w, _ := serve(s, "POST", "/v1/admin/providers", header("application/json"), body)
+	if w.Code != 201 || w.Header().Get("Idempotent-Replayed") != "" {
+		t.Fatalf("the retry with application/json = %d %s (replayed %q), want 201 served", w.Code, w.Body, w.Header().Get("Idempotent-Replayed"))
+	}
+	if w, _ := serve(s, "POST", "/v1/admin/providers", header("application/json"), body); w.Code != 201 || w.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same request again = %d (replayed %q), want the 201 replayed", w.Code, w.Header().Get("Idempotent-Replayed"))
+	}
+}
+
 // TestHoldIdempotency covers POST /v1/holds: the hold id is per user, the
 // fingerprint travels to the actor, and the same key on another resource
 // with another body is 422 before any actor is asked.
