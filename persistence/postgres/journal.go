@@ -171,14 +171,16 @@ func blob(b []byte) []byte {
 	return b
 }
 
-// loadRows is how many journal rows (batches) Load reads per query. Load
-// holds at most one chunk in memory and no connection while fn runs.
-const loadRows = 64
+// loadEvents is about how many events Load reads per query: the batches
+// that begin within the next loadEvents seqs, so at most loadEvents plus
+// one batch. Load holds at most one chunk in memory and no connection while
+// fn runs.
+const loadEvents = 512
 
 // Load calls fn for every event of stream with Seq > afterSeq, in order. It
-// reads loadRows batches per query and calls fn between queries, holding
-// no connection, so fn may call the Store. Events appended while Load runs
-// may be included; there is never a gap.
+// reads a chunk of batches per query (see loadEvents) and calls fn between
+// queries, holding no connection, so fn may call the Store. Events appended
+// while Load runs may be included; there is never a gap.
 func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn func(persistence.Event) error) error {
 	if afterSeq >= math.MaxInt64 {
 		return nil
@@ -189,6 +191,7 @@ func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn fun
 		if err != nil {
 			return fmt.Errorf("postgres: load %q after %d: %w", stream, after, err)
 		}
+		next := after
 		for _, r := range rows {
 			for i, data := range r.events {
 				seq := r.first + int64(i)
@@ -198,13 +201,13 @@ func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn fun
 				if err := fn(persistence.Event{Seq: uint64(seq), Data: blob(data), At: r.at}); err != nil {
 					return err
 				}
+				next = seq
 			}
 		}
-		if len(rows) < loadRows {
-			return nil
+		if next == after {
+			return nil // nothing after it
 		}
-		last := rows[len(rows)-1]
-		after = last.first + int64(len(last.events)) - 1
+		after = next
 	}
 }
 
@@ -215,18 +218,21 @@ type batchRow struct {
 	at     time.Time
 }
 
-// loadChunkSQL reads up to $3 rows of stream $1 holding events after seq
-// $2: the row holding seq $2+1 (the one with the greatest first_seq up to
-// it), if any, and the rows after it; both by the primary key.
+// loadChunkSQL reads the rows of stream $1 with events after seq $2 that
+// begin up to seq $3: the row holding seq $2+1 (the one with the greatest
+// first_seq up to it), if any, and the rows after it; all by the primary
+// key.
 const loadChunkSQL = `SELECT first_seq, events, at FROM journal
-WHERE stream = $1::text AND first_seq >= COALESCE((
+WHERE stream = $1::text AND first_seq <= $3::bigint AND first_seq >= COALESCE((
 	SELECT first_seq FROM journal WHERE stream = $1::text AND first_seq <= $2::bigint + 1 ORDER BY first_seq DESC LIMIT 1
-), 0)
-ORDER BY first_seq LIMIT $3`
+), 1)
+ORDER BY first_seq`
 
-// loadChunk reads up to loadRows rows of stream with events after seq after.
+// loadChunk reads the rows of stream with events after seq after, up to
+// about loadEvents of them.
 func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]batchRow, error) {
-	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, loadRows)
+	upper := after + min(loadEvents, math.MaxInt64-after)
+	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, upper)
 	if err != nil {
 		return nil, err
 	}

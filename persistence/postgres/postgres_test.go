@@ -277,16 +277,30 @@ func TestMigrateEventsToBatches(t *testing.T) {
 		t.Errorf("Append(a) at 5 = %v, want a conflict", err)
 	}
 	mustAppend(t, s, "a", 6)
+	// The schema keeps rows a list of events as long as their seqs.
+	for _, bad := range []string{
+		`('z', 1, 1, ARRAY[NULL::bytea], now())`,
+		`('z', 1, 1, '{}'::bytea[], now())`,
+		`('z', 1, 0, '{}'::bytea[], now())`,
+		`('z', 1, 2, ARRAY[['\x01'::bytea], ['\x02'::bytea]], now())`,
+		`('z', 1, 2, '[0:1]={"\\x01","\\x02"}'::bytea[], now())`,
+		`('z', 1, 3, ARRAY['\x01'::bytea, '\x02'::bytea], now())`,
+	} {
+		if _, err := s.pool.Exec(ctx, `INSERT INTO journal (stream, first_seq, last_seq, events, at) VALUES `+bad); errCode(err) != "23514" {
+			t.Errorf("inserting %s = %v, want a check violation", bad, err)
+		}
+	}
 }
 
-// TestLoadPagesOfBatches: Load pages by journal rows, each a batch of
-// several events; over more pages than one, from any seq, inside a batch
-// or at its edge, it gives every event once and in order.
+// TestLoadPagesOfBatches: Load reads whole journal rows, each a batch of
+// several events, about loadEvents events a query; over more pages than
+// one, from any seq, inside a batch or at its edge, it gives every event
+// once and in order.
 func TestLoadPagesOfBatches(t *testing.T) {
 	s := openT(t, testserver.DatabaseT(t))
 	ctx := t.Context()
 	var want [][]byte
-	for b := range 2*loadRows + 7 {
+	for b := 0; len(want) < 2*loadEvents+7; b++ {
 		batch := make([][]byte, 1+b%3)
 		for i := range batch {
 			batch[i] = fmt.Appendf(nil, "e%d", len(want)+i+1)
@@ -296,7 +310,8 @@ func TestLoadPagesOfBatches(t *testing.T) {
 		}
 		want = append(want, batch...)
 	}
-	for _, after := range []int{0, 1, 2, 3, 63, 64, 65, 127, 128, 129, len(want) - 1, len(want), len(want) + 1} {
+	for _, after := range []int{0, 1, 2, 3, loadEvents - 1, loadEvents, loadEvents + 1, 2*loadEvents - 1, 2 * loadEvents, 2*loadEvents + 1,
+		len(want) - 1, len(want), len(want) + 1} {
 		next := after + 1
 		if err := s.Load(ctx, "p", uint64(after), func(e persistence.Event) error {
 			if e.Seq != uint64(next) || string(e.Data) != string(want[next-1]) {
@@ -458,6 +473,56 @@ func TestRaceOnPrimaryKey(t *testing.T) {
 	var data []byte
 	if err := s.pool.QueryRow(ctx, `SELECT events[1] FROM journal WHERE stream = 'r' AND first_seq = 2`).Scan(&data); err != nil || string(data) != "other" {
 		t.Errorf("seq 2 = %q, %v, want the other writer's", data, err)
+	}
+}
+
+// TestRacingBatchesOfOtherSizes: writers that saw the same last seq race
+// with batches of different sizes; one wins each time, the other gets a
+// conflict, and the journal holds exactly the winners' events.
+func TestRacingBatchesOfOtherSizes(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	var want []string
+	for round := range 20 {
+		seq := uint64(len(want))
+		batch := func(w, n int) [][]byte {
+			b := make([][]byte, n)
+			for i := range b {
+				b[i] = fmt.Appendf(nil, "r%d-w%d-%d", round, w, i)
+			}
+			return b
+		}
+		batches := [][][]byte{batch(0, 1+round%4), batch(1, 3+round%5)}
+		errs := make([]error, len(batches))
+		var wg sync.WaitGroup
+		for w, b := range batches {
+			wg.Go(func() { errs[w] = s.Append(ctx, persistence.Batch{Stream: "race", ExpectedSeq: seq, Events: b}) })
+		}
+		wg.Wait()
+		won := -1
+		for w, err := range errs {
+			switch {
+			case err == nil && won < 0:
+				won = w
+			case err == nil:
+				t.Fatalf("round %d: both writers at seq %d committed", round, seq)
+			case !errors.Is(err, persistence.ErrConflict):
+				t.Fatalf("round %d: writer %d = %v, want nil or a conflict", round, w, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: neither writer committed: %v", round, errs)
+		}
+		for _, e := range batches[won] {
+			want = append(want, string(e))
+		}
+	}
+	var got []string
+	if err := s.Load(ctx, "race", 0, func(e persistence.Event) error { got = append(got, string(e.Data)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("the journal holds\n%v\nwant the winners' events\n%v", got, want)
 	}
 }
 

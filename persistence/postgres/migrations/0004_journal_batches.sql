@@ -9,6 +9,11 @@
 -- contiguous, so two writers that both saw the same last seq both insert
 -- first_seq = that seq + 1, and one of them gets the unique violation (as
 -- they met on (stream, seq) before).
+-- Nodes of an older version append to events: the lock makes them wait for
+-- this step and then fail (the table is gone), so that no event they commit
+-- can slip in after the copy and be dropped. Stop them before upgrading.
+LOCK TABLE events IN ACCESS EXCLUSIVE MODE;
+
 CREATE TABLE journal (
     stream    TEXT COLLATE "C" NOT NULL,
     first_seq BIGINT           NOT NULL CHECK (first_seq >= 1),
@@ -16,7 +21,10 @@ CREATE TABLE journal (
     events    BYTEA[]          NOT NULL,
     at        TIMESTAMPTZ      NOT NULL,
     PRIMARY KEY (stream, first_seq),
-    CHECK (cardinality(events) >= 1 AND last_seq = first_seq + cardinality(events) - 1)
+    -- events is a list: not empty, one dimension from 1, no NULL, as long
+    -- as the seqs.
+    CHECK (cardinality(events) >= 1 AND array_ndims(events) = 1 AND array_lower(events, 1) = 1
+           AND array_position(events, NULL) IS NULL AND last_seq = first_seq + cardinality(events) - 1)
 );
 
 -- The events of earlier versions, one row each; consecutive events of a
@@ -31,3 +39,4 @@ FROM (
 GROUP BY stream, at, run;
 
 DROP TABLE events;
+ANALYZE journal;
