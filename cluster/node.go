@@ -36,8 +36,8 @@ type Config struct {
 	// Gossip, when set, forms a cluster with other nodes by memberlist
 	// gossip; nil runs the node alone.
 	Gossip *GossipConfig
-	// RequestTimeout bounds a request when the caller's context has no
-	// deadline. Default 5s.
+	// RequestTimeout bounds a Request (RequestWithin takes its own), or
+	// the caller's context's deadline when that comes first. Default 5s.
 	RequestTimeout time.Duration
 	// AttemptTimeout bounds one try of a request to an actor on another
 	// member before Request sends it again (idempotently): protoactor drops
@@ -204,10 +204,10 @@ func (n *Node) Evicted() <-chan struct{} {
 func (n *Node) Owns(kind, identity string) bool { return n.lookup.owns(kind, identity) }
 
 // Request sends msg to the activation of identity of kind and returns its
-// reply. It waits until ctx's deadline (or RequestTimeout), retrying while
-// the activation cannot be reached, its member left, or its reply is
-// Retryable (the identity is moving); the message may then be delivered
-// more than once, so every command must be idempotent.
+// reply. It waits until RequestTimeout has passed or ctx ends, whichever
+// comes first, retrying while the activation cannot be reached, its member
+// left, or its reply is Retryable (the identity is moving); the message may
+// then be delivered more than once, so every command must be idempotent.
 func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any, error) {
 	return n.RequestWithin(ctx, n.cfg.RequestTimeout, kind, identity, msg)
 }

@@ -80,6 +80,25 @@ func TestLocalReplies(t *testing.T) {
 	if res, err := n.RequestWithin(t.Context(), time.Second, "w", "x", "release"); err != nil || res != "released" {
 		t.Fatalf("RequestWithin(release) after a timeout = %v, %v; want released", res, err)
 	}
+	// A context deadline sooner than the timeout ends the wait with its own
+	// error; a cancelled context ends it at once; the slot serves on.
+	dctx, dcancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	start := time.Now()
+	if _, err := n.RequestWithin(dctx, time.Minute, "w", "x", "hold"); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("RequestWithin(hold, 1m) with a 50ms context = %v after %v; want the context's deadline", err, time.Since(start))
+	}
+	dcancel()
+	if res, err := n.RequestWithin(t.Context(), time.Second, "w", "x", "release"); err != nil || res != "released" {
+		t.Fatalf("RequestWithin(release) = %v, %v; want released", res, err)
+	}
+	cctx, ccancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, ccancel)
+	if _, err := n.RequestWithin(cctx, time.Minute, "w", "x", "hold"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("RequestWithin(hold) cancelled = %v; want context.Canceled", err)
+	}
+	if res, err := n.RequestWithin(t.Context(), time.Second, "w", "x", "release"); err != nil || res != "released" {
+		t.Fatalf("RequestWithin(release) after a cancel = %v, %v; want released", res, err)
+	}
 	if res, err := n.Request(t.Context(), "w", "x", "twice"); err != nil || res != "first" {
 		t.Fatalf("Request(twice) = %v, %v; want first", res, err)
 	}
@@ -114,7 +133,7 @@ func TestLocalReplies(t *testing.T) {
 	}
 
 	// An actor that does not exist answers at once, through a dead letter.
-	start := time.Now()
+	start = time.Now()
 	_, err = n.replies.request(t.Context(), actor.NewPID(n.system.Address(), "nobody"), "x", time.Now().Add(5*time.Second))
 	if !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > time.Second {
 		t.Fatalf("a request to no actor = %v after %v; want actor.ErrDeadLetter at once", err, time.Since(start))

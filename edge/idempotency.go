@@ -39,7 +39,8 @@ import (
 //   - every other POST that creates something: the store keeps the first
 //     answer (persistence.Accounts.BeginIdempotent): the same key and body
 //     replay it, another body is 422, a key still in flight 409; a 5xx is
-//     not kept, so the request may be retried.
+//     not kept, so the request may be retried, nor a 415, which answers the
+//     Content-Type that the fingerprint leaves out.
 
 // idemFingerprint identifies a request: method, path and body (128 bits of
 // SHA-256; it travels in every HoldPlaced event, so it is kept short).

@@ -152,6 +152,51 @@ func TestHoldIdempotency(t *testing.T) {
 	}
 }
 
+// slowClaims is a claims store kept elsewhere that takes delay to answer,
+// or until its context ends.
+type slowClaims struct{ delay time.Duration }
+
+func (c slowClaims) Claim(ctx context.Context, _, _, _ string) (string, error) {
+	select {
+	case <-time.After(c.delay):
+		return "", nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// TestHoldOneDeadline: RequestTimeout bounds POST /v1/holds whole: a claims
+// store that does not answer is given up at the deadline (503), and the
+// resource gets what the claim left of it.
+func TestHoldOneDeadline(t *testing.T) {
+	fa := &fakeActors{reply: func(_, identity string, msg any) (any, error) {
+		p := msg.(*bookdv1.PlaceHold)
+		return &bookdv1.HoldReply{Hold: &bookdv1.Hold{HoldId: p.HoldId, ResourceId: identity, Status: bookdv1.HoldStatus_HOLD_STATUS_HELD, Quantity: p.Quantity}}, nil
+	}}
+	s := newTestServer(t, fa)
+	_, tok := testUser(t, s, persistence.RoleCustomer)
+	s.cfg.RequestTimeout = 400 * time.Millisecond
+	hold := func(key string) *httptest.ResponseRecorder {
+		w, _ := serve(s, "POST", "/v1/holds", http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}, "Idempotency-Key": {key}}, `{"resource_id":"r"}`)
+		return w
+	}
+	s.cfg.Claims = slowClaims{delay: time.Minute}
+	start := time.Now()
+	if w := hold("stuck"); w.Code != 503 || len(fa.sent) != 0 {
+		t.Errorf("a hold whose claim never answers = %d %s (%d sent to the resource), want 503 and nothing sent", w.Code, w.Body, len(fa.sent))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a hold whose claim never answers took %v, want about its RequestTimeout of 400ms", took)
+	}
+	s.cfg.Claims = slowClaims{delay: 250 * time.Millisecond}
+	if w := hold("slow"); w.Code != 201 {
+		t.Fatalf("a hold whose claim takes 250ms = %d %s, want 201", w.Code, w.Body)
+	}
+	if got := fa.timeouts[len(fa.timeouts)-1]; got > 150*time.Millisecond || got <= 0 {
+		t.Errorf("the resource was given %v, want what the 250ms claim left of 400ms", got)
+	}
+}
+
 // TestMemoryClaimsTTL: a claim lives at least one TTL, and is gone after two.
 func TestMemoryClaimsTTL(t *testing.T) {
 	now := time.Now()

@@ -126,14 +126,17 @@ func TestWriteProblem(t *testing.T) {
 	}
 }
 
-// fakeActors answers requests with reply and records what it was sent.
+// fakeActors answers requests with reply and records what it was sent,
+// and within what timeout.
 type fakeActors struct {
-	reply func(kind, identity string, msg any) (any, error)
-	sent  []any
+	reply    func(kind, identity string, msg any) (any, error)
+	sent     []any
+	timeouts []time.Duration
 }
 
-func (f *fakeActors) RequestWithin(_ context.Context, _ time.Duration, kind, identity string, msg any) (any, error) {
+func (f *fakeActors) RequestWithin(_ context.Context, timeout time.Duration, kind, identity string, msg any) (any, error) {
 	f.sent = append(f.sent, msg)
+	f.timeouts = append(f.timeouts, timeout)
 	return f.reply(kind, identity, msg)
 }
 
