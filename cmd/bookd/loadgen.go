@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -311,7 +312,7 @@ func (r *loadRun) drive(ctx context.Context, name string, n int64, st *phaseStat
 	defer cancel()
 	var next atomic.Int64
 	worker := func(c *keepAliveConn) {
-		for stop.Err() == nil {
+		for stop.Err() == nil && !c.halted() {
 			i := next.Add(1) - 1
 			if i >= n {
 				return
@@ -323,16 +324,27 @@ func (r *loadRun) drive(ctx context.Context, name string, n int64, st *phaseStat
 	done := make(chan struct{})
 	var progress sync.WaitGroup
 	progress.Go(func() { r.progress(name, start, st, done) })
-	if err := runClientLoop(r.conns, worker); err != nil {
-		if !errors.Is(err, errLoopUnsupported) {
-			fmt.Fprintf(r.Stderr, "%s: %v; a goroutine per client instead\n", name, err)
-		}
-		var workers sync.WaitGroup
-		for _, c := range r.conns {
-			workers.Go(func() { worker(c) })
-		}
-		workers.Wait()
+	// A loop per P, each with its share of the clients.
+	loops := min(runtime.GOMAXPROCS(0), len(r.conns))
+	var groups sync.WaitGroup
+	for g := range loops {
+		conns := r.conns[g*len(r.conns)/loops : (g+1)*len(r.conns)/loops]
+		groups.Go(func() {
+			err := runClientLoop(conns, worker)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, errLoopUnsupported) {
+				fmt.Fprintf(r.Stderr, "%s: %v; a goroutine per client instead\n", name, err)
+			}
+			var workers sync.WaitGroup
+			for _, c := range conns {
+				workers.Go(func() { worker(c) })
+			}
+			workers.Wait()
+		})
 	}
+	groups.Wait()
 	elapsed := time.Since(start)
 	close(done)
 	progress.Wait()

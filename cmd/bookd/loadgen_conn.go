@@ -37,6 +37,8 @@ type keepAliveConn struct {
 	conn net.Conn // nil until the first request and after an error
 	br   *bufio.Reader
 	bw   *bufio.Writer
+	// dialContext dials instead of a net.Dialer when set (tests).
+	dialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// co, when set, is the coroutine of a clientLoop that runs this client:
 	// its socket is read and written through the loop, which also ends its
 	// requests at their deadline or their ctx's end.
@@ -82,6 +84,12 @@ func (c *keepAliveConn) do(ctx context.Context, method, path string, header []st
 		return 0, nil, err
 	}
 	deadline := time.Now().Add(c.timeout)
+	if c.co != nil {
+		// The loop ends the dial and the I/O below at deadline or when ctx
+		// ends.
+		c.co.deadline, c.co.ctx = deadline, ctx
+		defer func() { c.co.ctx = nil }()
+	}
 	if c.conn == nil {
 		if err := c.dial(ctx, deadline); err != nil {
 			return 0, nil, err
@@ -94,10 +102,7 @@ func (c *keepAliveConn) do(ctx context.Context, method, path string, header []st
 		err    error
 	)
 	if c.co != nil {
-		// The loop ends the I/O below at deadline or when ctx ends.
-		c.co.deadline, c.co.ctx = deadline, ctx
 		status, answer, keep, err = c.roundTrip(method, path, header, body)
-		c.co.ctx = nil
 		if err != nil && ctx.Err() != nil {
 			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
@@ -154,20 +159,33 @@ func (c *keepAliveConn) roundTrip(method, path string, header []string, body []b
 
 func (c *keepAliveConn) dial(ctx context.Context, deadline time.Time) error {
 	d := &net.Dialer{Deadline: deadline, KeepAlive: 30 * time.Second}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		if c.dialContext != nil {
+			return c.dialContext(ctx, "tcp", c.addr)
+		}
+		if c.tls != nil {
+			return (&tls.Dialer{NetDialer: d, Config: c.tls}).DialContext(ctx, "tcp", c.addr)
+		}
+		return d.DialContext(ctx, "tcp", c.addr)
+	}
 	var (
 		conn net.Conn
 		err  error
 	)
-	if c.tls != nil {
-		conn, err = (&tls.Dialer{NetDialer: d, Config: c.tls}).DialContext(ctx, "tcp", c.addr)
+	if c.co != nil {
+		conn, err = c.co.dial(ctx, dial)
 	} else {
-		conn, err = d.DialContext(ctx, "tcp", c.addr)
+		conn, err = dial(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", c.addr, err)
 	}
 	c.conn = conn
-	rw := c.connIO()
+	rw, err := c.connIO()
+	if err != nil {
+		c.close()
+		return err
+	}
 	if c.br == nil {
 		c.br = bufio.NewReaderSize(rw, 16<<10)
 		c.bw = bufio.NewWriterSize(rw, 4<<10)
@@ -190,15 +208,21 @@ func (c *keepAliveConn) close() {
 }
 
 // connIO is what the client reads and writes its connection through: the
-// loop's when it runs in one, else connIO's.
-func (c *keepAliveConn) connIO() io.ReadWriter {
-	if c.co != nil {
-		if rw := newLoopIO(c.co, c.conn); rw != nil {
-			return rw
-		}
+// loop's when it runs in one, else connIO's. In a loop, a connection the
+// loop cannot wait for is an error: waiting for it in Go's poller would
+// stop every client of the loop.
+func (c *keepAliveConn) connIO() (io.ReadWriter, error) {
+	if c.co == nil {
+		return connIO(c.conn), nil
 	}
-	return connIO(c.conn)
+	if rw := newLoopIO(c.co, c.conn); rw != nil {
+		return rw, nil
+	}
+	return nil, errors.New("loadgen: the client loop cannot wait for this connection")
 }
+
+// halted reports whether c runs in a loop that can no longer run it.
+func (c *keepAliveConn) halted() bool { return c.co != nil && c.co.halted() }
 
 // attach makes c a client of the loop coroutine co, or of its caller's
 // goroutine again when co is nil, carrying its connection over.
@@ -211,7 +235,11 @@ func (c *keepAliveConn) attach(co *loopClient) {
 	}
 	c.co = co
 	if c.conn != nil {
-		rw := c.connIO()
+		rw, err := c.connIO()
+		if err != nil {
+			c.close() // the next request dials, and fails the same way
+			return
+		}
 		c.br.Reset(rw)
 		c.bw.Reset(rw)
 	}

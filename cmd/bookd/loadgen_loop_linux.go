@@ -7,6 +7,7 @@ import (
 	"iter"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -26,6 +27,8 @@ import (
 //
 // Plain sockets only: a TLS client would block in the poller inside its
 // coroutine and stop every other client, so TLS targets keep goroutines.
+// For the same reason a client dials on a goroutine of its own and waits
+// for it in the loop (loopClient.dial).
 type clientLoop struct {
 	epfd    int
 	clients []*loopClient
@@ -44,6 +47,7 @@ type loopClient struct {
 	registered int  // the fd in the epoll set; -1 none
 	waiting    bool // for its socket: suspended in wait
 	write      bool // waiting to write, else to read
+	stopped    bool // the loop stopped it: it must not wait again
 	wake       error
 	// Of the request in flight, set by keepAliveConn.do: it fails with
 	// os.ErrDeadlineExceeded after deadline, with ctx's error when ctx ends.
@@ -194,9 +198,69 @@ func (cl *loopClient) wait(fd int, write bool) error {
 	}
 	cl.waiting, cl.write = true, write
 	if !cl.yield(struct{}{}) {
+		cl.stopped = true
 		return errClientStopped
 	}
 	return cl.wake
+}
+
+// halted reports whether the client's waits fail from now on: the loop
+// failed or stopped it. Its worker must then make no more requests.
+func (cl *loopClient) halted() bool { return cl.stopped || cl.loop.err != nil }
+
+// dial runs dial on a goroutine of its own and waits for it in the loop,
+// through an eventfd, so that a slow connect holds up only this client.
+// When the wait ends first (the request's deadline, its ctx), the dial is
+// cancelled and a connection it makes anyway is closed.
+func (cl *loopClient) dial(ctx context.Context, dial func(context.Context) (net.Conn, error)) (net.Conn, error) {
+	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		return nil, os.NewSyscallError("eventfd2", e)
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// mu orders the dialer's write to the eventfd before its close here:
+	// once over, the dialer writes nothing (its number may be reused).
+	var (
+		mu         sync.Mutex
+		conn       net.Conn
+		err        error
+		done, over bool
+	)
+	go func() {
+		c, derr := dial(dctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if over {
+			if c != nil {
+				_ = c.Close()
+			}
+			return
+		}
+		conn, err, done = c, derr, true
+		one := uint64(1)
+		_, _ = syscall.Write(int(efd), (*[8]byte)(unsafe.Pointer(&one))[:])
+	}()
+	defer func() {
+		mu.Lock()
+		over = true
+		_ = syscall.Close(int(efd)) // which takes it out of the epoll set
+		mu.Unlock()
+		cl.closing()
+	}()
+	for {
+		werr := cl.wait(int(efd), false)
+		mu.Lock()
+		d, c, derr := done, conn, err
+		mu.Unlock()
+		switch {
+		case d:
+			return c, derr
+		case werr != nil:
+			return nil, werr
+		}
+		// Woken before the dial ended: wait on.
+	}
 }
 
 // closing tells the client its socket is being closed, which takes it out

@@ -18,6 +18,12 @@ type loopClient struct {
 
 func (*loopClient) closing() {}
 
+func (*loopClient) halted() bool { return false }
+
+func (*loopClient) dial(ctx context.Context, dial func(context.Context) (net.Conn, error)) (net.Conn, error) {
+	return dial(ctx)
+}
+
 func runClientLoop([]*keepAliveConn, func(*keepAliveConn)) error { return errLoopUnsupported }
 
 func newLoopIO(*loopClient, net.Conn) io.ReadWriter { return nil }
