@@ -162,8 +162,16 @@ type KeyClaims interface {
 // generations of persistence.IdemTTL each: a claim lives one to two TTLs.
 // A shard's generation that grows past its share of max entries is turned
 // over early.
+//
+// A sale claims a key per request and keeps hundreds of thousands of them,
+// so an entry holds no pointer: the user and key are kept as a 128-bit
+// keyed hash (two 64-bit maphashes; a collision, about one in 2^128 per
+// pair, would answer one key with another's fingerprint), the fingerprint
+// inline when it is short, as idemFingerprint's are. The collector then
+// never scans the claims, and a lookup touches one slot, not three
+// strings.
 type memoryClaims struct {
-	seed   maphash.Seed
+	seeds  [2]maphash.Seed
 	max    int // per shard
 	now    func() time.Time
 	shards [32]claimShard
@@ -171,8 +179,48 @@ type memoryClaims struct {
 
 type claimShard struct {
 	mu        sync.Mutex
-	cur, prev map[string]string
+	cur, prev claimGen
 	turned    time.Time
+}
+
+// claimKey is the hash of a user and a key.
+type claimKey [2]uint64
+
+// claimFP is a fingerprint of up to len(b) bytes, inline.
+type claimFP struct {
+	n uint8
+	b [23]byte
+}
+
+// claimGen is one generation of a shard: fingerprints inline, and the rare
+// longer ones on their own.
+type claimGen struct {
+	short map[claimKey]claimFP
+	long  map[claimKey]string
+}
+
+func newClaimGen() claimGen {
+	return claimGen{short: map[claimKey]claimFP{}, long: map[claimKey]string{}}
+}
+
+func (g claimGen) len() int { return len(g.short) + len(g.long) }
+
+func (g claimGen) get(k claimKey) (string, bool) {
+	if v, ok := g.short[k]; ok {
+		return string(v.b[:v.n]), true
+	}
+	v, ok := g.long[k]
+	return v, ok
+}
+
+func (g claimGen) put(k claimKey, fp string) {
+	var v claimFP
+	if len(fp) > len(v.b) {
+		g.long[k] = fp
+		return
+	}
+	v.n = uint8(copy(v.b[:], fp))
+	g.short[k] = v
 }
 
 // NewMemoryClaims returns claims for one node (the embedded profile),
@@ -181,30 +229,45 @@ func NewMemoryClaims(max int) KeyClaims {
 	if max <= 0 {
 		max = 1_000_000
 	}
-	c := &memoryClaims{seed: maphash.MakeSeed(), now: time.Now}
+	c := &memoryClaims{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, now: time.Now}
 	c.max = max/len(c.shards) + 1
 	for i := range c.shards {
-		c.shards[i] = claimShard{cur: map[string]string{}, prev: map[string]string{}, turned: c.now()}
+		c.shards[i] = claimShard{cur: newClaimGen(), prev: newClaimGen(), turned: c.now()}
 	}
 	return c
 }
 
+// key hashes userID and key (a user id has no NUL, so the pair is one
+// string unambiguously).
+func (c *memoryClaims) key(userID, key string) claimKey {
+	var k claimKey
+	for i, seed := range c.seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.WriteString(userID)
+		h.WriteByte(0)
+		h.WriteString(key)
+		k[i] = h.Sum64()
+	}
+	return k
+}
+
 func (c *memoryClaims) Claim(_ context.Context, userID, key, fp string) (string, error) {
-	k := userID + "\x00" + key
-	sh := &c.shards[maphash.String(c.seed, k)%uint64(len(c.shards))]
+	k := c.key(userID, key)
+	sh := &c.shards[k[0]%uint64(len(c.shards))]
 	now := c.now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if now.Sub(sh.turned) > persistence.IdemTTL || len(sh.cur) >= c.max {
-		sh.prev, sh.cur, sh.turned = sh.cur, make(map[string]string), now
+	if now.Sub(sh.turned) > persistence.IdemTTL || sh.cur.len() >= c.max {
+		sh.prev, sh.cur, sh.turned = sh.cur, newClaimGen(), now
 	}
-	if v, ok := sh.cur[k]; ok {
+	if v, ok := sh.cur.get(k); ok {
 		return v, nil
 	}
-	if v, ok := sh.prev[k]; ok {
+	if v, ok := sh.prev.get(k); ok {
 		return v, nil
 	}
-	sh.cur[k] = fp
+	sh.cur.put(k, fp)
 	return "", nil
 }
 

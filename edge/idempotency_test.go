@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -194,6 +195,35 @@ func TestHoldOneDeadline(t *testing.T) {
 	}
 	if got := fa.timeouts[len(fa.timeouts)-1]; got > 150*time.Millisecond || got <= 0 {
 		t.Errorf("the resource was given %v, want what the 250ms claim left of 400ms", got)
+	}
+}
+
+// TestMemoryClaims: a claim answers its own fingerprint, short or long, to
+// its user and key only, among many.
+func TestMemoryClaims(t *testing.T) {
+	c := NewMemoryClaims(0)
+	ctx := t.Context()
+	claim := func(user, key, fp string) string {
+		t.Helper()
+		prev, err := c.Claim(ctx, user, key, fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return prev
+	}
+	long := strings.Repeat("f", 40)
+	for i := range 10000 {
+		user, key := fmt.Sprintf("u%d", i%100), fmt.Sprintf("k%d", i/100)
+		fp := fmt.Sprintf("fp-%d", i)
+		if i%7 == 0 {
+			fp = long + fp
+		}
+		if prev := claim(user, key, fp); prev != "" {
+			t.Fatalf("first claim of %s/%s = %q, want it free", user, key, prev)
+		}
+		if prev := claim(user, key, "other"); prev != fp {
+			t.Fatalf("second claim of %s/%s = %q, want %q", user, key, prev, fp)
+		}
 	}
 }
 
