@@ -26,7 +26,8 @@ type Actors interface {
 type Config struct {
 	// MaxBodyBytes bounds a request body. Default 64 KiB.
 	MaxBodyBytes int64
-	// RequestTimeout bounds the time a request waits for an actor. Default 5s.
+	// RequestTimeout bounds the time a request waits for an actor, and for
+	// POST /v1/holds also for its Idempotency-Key claim. Default 5s.
 	RequestTimeout time.Duration
 	// Logger gets the edge's logs. Default slog.Default().
 	Logger *slog.Logger

@@ -324,8 +324,9 @@ func (r *loadRun) drive(ctx context.Context, name string, n int64, st *phaseStat
 	done := make(chan struct{})
 	var progress sync.WaitGroup
 	progress.Go(func() { r.progress(name, start, st, done) })
-	// A loop per P, each with its share of the clients.
-	loops := min(runtime.GOMAXPROCS(0), len(r.conns))
+	// A loop per P but one (a loop holds its P while it waits), each with
+	// its share of the clients.
+	loops := min(max(runtime.GOMAXPROCS(0)-1, 1), len(r.conns))
 	var groups sync.WaitGroup
 	for g := range loops {
 		conns := r.conns[g*len(r.conns)/loops : (g+1)*len(r.conns)/loops]

@@ -20,9 +20,9 @@ import (
 //
 // Why: with a goroutine per client, each request parked its goroutine in
 // Go's poller after the read that found nothing yet, armed a deadline timer
-// and registered its context, and woke it through the scheduler; on
-// loadgen's one P that was about a fifth of its CPU, taken from the server
-// it measures on the same cores. The request code is the same in both:
+// and registered its context, and woke it through the scheduler; with
+// benchflash's one P for loadgen that was about a fifth of its CPU, taken
+// from the server it measures on the same cores. The request code is the same in both:
 // keepAliveConn.do, with its reads and writes going through loopIO.
 //
 // Plain sockets only: a TLS client would block in the poller inside its
@@ -71,7 +71,9 @@ var errClientStopped = errors.New("loadgen: client loop stopped")
 
 // runClientLoop runs body(c) for every c of conns, each on its own
 // coroutine, until all return. It reports errLoopUnsupported, having run
-// nothing, when a connection is TLS.
+// nothing, when a connection is TLS, and the loop's error when epoll
+// failed under it: its clients halted then (see halted), and the caller
+// may run them on goroutines.
 func runClientLoop(conns []*keepAliveConn, body func(c *keepAliveConn)) error {
 	for _, c := range conns {
 		if c.tls != nil {
@@ -147,15 +149,16 @@ func runClientLoop(conns []*keepAliveConn, body func(c *keepAliveConn)) error {
 			}
 		}
 	}
-	return nil
+	return l.err
 }
 
 // epollWait waits up to msec for events, in a raw system call: one that
 // the Go scheduler does not see. Through syscall.EpollWait the runtime's
-// monitor took loadgen's one P away from the wait and gave it back, every
-// few requests, and polled at its fastest meanwhile: 20% of loadgen's CPU.
-// The wait holds the P for at most loopCheck; a signal ends it (EINTR)
-// when the runtime needs the P sooner.
+// monitor took the loop's P away from the wait and gave it back, every few
+// requests, and polled at its fastest meanwhile: 20% of loadgen's CPU. The
+// wait holds the P for at most loopCheck; a signal ends it (EINTR) when the
+// runtime needs the P sooner. drive leaves a P free for the other
+// goroutines (dials, timers, progress) when there are several.
 func (l *clientLoop) epollWait(msec int) (int, syscall.Errno) {
 	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])),
 		uintptr(len(l.events)), uintptr(msec), 0, 0)
@@ -220,7 +223,8 @@ func (cl *loopClient) dial(ctx context.Context, dial func(context.Context) (net.
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// mu orders the dialer's write to the eventfd before its close here:
-	// once over, the dialer writes nothing (its number may be reused).
+	// once over, the dialer writes nothing (the number may be reused) and
+	// closes the connection it makes.
 	var (
 		mu         sync.Mutex
 		conn       net.Conn
@@ -242,24 +246,25 @@ func (cl *loopClient) dial(ctx context.Context, dial func(context.Context) (net.
 		_, _ = syscall.Write(int(efd), (*[8]byte)(unsafe.Pointer(&one))[:])
 	}()
 	defer func() {
-		mu.Lock()
-		over = true
 		_ = syscall.Close(int(efd)) // which takes it out of the epoll set
-		mu.Unlock()
 		cl.closing()
 	}()
 	for {
 		werr := cl.wait(int(efd), false)
+		// Deciding and setting over are one step: a dial that ends after
+		// it closes its own connection.
 		mu.Lock()
-		d, c, derr := done, conn, err
-		mu.Unlock()
 		switch {
-		case d:
-			return c, derr
+		case done:
+			over = true
+			mu.Unlock()
+			return conn, err
 		case werr != nil:
+			over = true
+			mu.Unlock()
 			return nil, werr
 		}
-		// Woken before the dial ended: wait on.
+		mu.Unlock() // woken before the dial ended: wait on
 	}
 }
 

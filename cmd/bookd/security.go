@@ -71,6 +71,9 @@ func (s *Serve) edgeConfig(log *slog.Logger) (edge.Config, func(), error) {
 		if err != nil {
 			return cfg, nil, fmt.Errorf("--redis: %w", err)
 		}
+		// The edge bounds a hold's claim by the request's deadline, which
+		// go-redis honours for reads and writes only when told to.
+		opt.ContextTimeoutEnabled = true
 		rdb := redis.NewClient(opt)
 		cfg.Limiter, cfg.Claims = edge.NewRedisLimiter(rdb), edge.NewRedisClaims(rdb)
 		closeAll = func() { _ = rdb.Close() }

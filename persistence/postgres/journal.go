@@ -172,8 +172,8 @@ func blob(b []byte) []byte {
 }
 
 // loadEvents is about how many events Load reads per query: the batches
-// that begin within the next loadEvents seqs, so at most loadEvents plus
-// one batch. Load holds at most one chunk in memory and no connection while
+// that begin within the next loadEvents seqs, and the one holding the
+// next seq, so at most loadEvents plus two batches. Load holds at most one chunk in memory and no connection while
 // fn runs.
 const loadEvents = 512
 
@@ -204,12 +204,17 @@ func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn fun
 				next = seq
 			}
 		}
-		if next == after {
-			return nil // nothing after it
+		// Rows are contiguous: a chunk that ends before the seq it read up
+		// to, or gives nothing, has read the stream's end.
+		if next == after || next < upper(after) || next == math.MaxInt64 {
+			return nil
 		}
 		after = next
 	}
 }
+
+// upper is the greatest first seq of the rows Load reads after seq after.
+func upper(after int64) int64 { return after + min(loadEvents, math.MaxInt64-after) }
 
 // batchRow is a row of the journal.
 type batchRow struct {
@@ -223,7 +228,7 @@ type batchRow struct {
 // first_seq up to it), if any, and the rows after it; all by the primary
 // key.
 const loadChunkSQL = `SELECT first_seq, events, at FROM journal
-WHERE stream = $1::text AND first_seq <= $3::bigint AND first_seq >= COALESCE((
+WHERE stream = $1::text AND first_seq <= $3::bigint AND last_seq > $2::bigint AND first_seq >= COALESCE((
 	SELECT first_seq FROM journal WHERE stream = $1::text AND first_seq <= $2::bigint + 1 ORDER BY first_seq DESC LIMIT 1
 ), 1)
 ORDER BY first_seq`
@@ -231,8 +236,7 @@ ORDER BY first_seq`
 // loadChunk reads the rows of stream with events after seq after, up to
 // about loadEvents of them.
 func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]batchRow, error) {
-	upper := after + min(loadEvents, math.MaxInt64-after)
-	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, upper)
+	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, upper(after))
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, pool, migrationTx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
@@ -67,10 +67,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	return nil
 }
 
+// migrationTx is the transaction of a migration step: READ COMMITTED
+// whatever the server's default, so that each statement of a step sees
+// what committed before it, in particular after a step's LOCK TABLE (a
+// higher level would keep the snapshot of the step's first statement).
+var migrationTx = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+
 // applyMigration runs m in one transaction, under the migration lock,
 // unless it was applied already.
 func applyMigration(ctx context.Context, pool *pgxpool.Pool, m persistence.Migration) error {
-	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	return pgx.BeginTxFunc(ctx, pool, migrationTx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}

@@ -23,8 +23,9 @@ CREATE TABLE journal (
     PRIMARY KEY (stream, first_seq),
     -- events is a list: not empty, one dimension from 1, no NULL, as long
     -- as the seqs.
-    CHECK (cardinality(events) >= 1 AND array_ndims(events) = 1 AND array_lower(events, 1) = 1
-           AND array_position(events, NULL) IS NULL AND last_seq = first_seq + cardinality(events) - 1)
+    CHECK (CASE WHEN cardinality(events) >= 1 AND array_ndims(events) = 1 AND array_lower(events, 1) = 1
+                THEN array_position(events, NULL) IS NULL AND last_seq = first_seq + cardinality(events) - 1
+                ELSE false END)
 );
 
 -- The events of earlier versions, one row each; consecutive events of a
