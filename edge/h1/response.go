@@ -20,20 +20,19 @@ type response struct {
 	body   *body // the request's, or nil
 	header http.Header
 
-	status      int
-	wroteHeader bool  // the handler's status is set, and head holds its fields
-	committed   bool  // the head went to the connection's writer
-	declared    int64 // the Content-Length the handler set, or -1
-	written     int64 // body bytes the handler wrote
-	chunked     bool
-	noBody      bool // the status has no body (1xx, 204, 304)
-	hasType     bool // the handler set Content-Type (maybe to nothing)
-	hasDate     bool
-	closeAfter  bool // the handler asked for Connection: close, or the body fell short
-	noSniff     bool // Content-Encoding is set: the body is not sniffed
-	head        []byte
-	buf         []byte // the body, buffered until the head is written
-	err         error
+	status     int   // the handler's, once set (then head holds its fields); 0 before
+	committed  bool  // the head went to the connection's writer
+	declared   int64 // the Content-Length the handler set, or -1
+	written    int64 // body bytes the handler wrote
+	chunked    bool
+	noBody     bool // the status has no body (1xx, 204, 304)
+	hasType    bool // the handler set Content-Type (maybe to nothing)
+	hasDate    bool
+	closeAfter bool // the handler asked for Connection: close, or the body fell short
+	noSniff    bool // Content-Encoding is set: the body is not sniffed
+	head       []byte
+	buf        []byte // the body, buffered until the head is written
+	err        error
 }
 
 // maxBuffered is how much of a body waits for the handler to end, so that
@@ -57,7 +56,7 @@ func (w *response) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic("invalid WriteHeader code " + strconv.Itoa(code))
 	}
-	if w.wroteHeader {
+	if w.status != 0 {
 		w.c.s.logf("h1: superfluous WriteHeader(%d) after %d, serving %s", code, w.status, w.req.URL.Path)
 		return
 	}
@@ -65,7 +64,7 @@ func (w *response) WriteHeader(code int) {
 		w.informational(code)
 		return
 	}
-	w.wroteHeader, w.status = true, code
+	w.status = code
 	w.noBody = code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 	w.head = append(w.head, statusLine(code)...)
 	for k, vv := range w.header {
@@ -145,7 +144,7 @@ func appendField(b []byte, k string, vv []string) []byte {
 }
 
 func (w *response) Write(p []byte) (int, error) {
-	if !w.wroteHeader {
+	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
 	if len(p) == 0 {
@@ -201,7 +200,7 @@ func (w *response) setErr(err error) {
 
 // Flush sends what the handler wrote so far (http.Flusher).
 func (w *response) Flush() {
-	if !w.wroteHeader {
+	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.commit(false, nil)
@@ -272,7 +271,7 @@ func (w *response) closing() bool {
 
 // finish ends the answer after the handler returned.
 func (w *response) finish() {
-	if !w.wroteHeader {
+	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.declared >= 0 && w.written < w.declared {

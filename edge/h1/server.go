@@ -218,19 +218,25 @@ func (s *Server) closeIdle() bool {
 	for c := range s.conns {
 		// A new connection's first request may be on its way: it gets five
 		// seconds, as in net/http.
-		if c.fresh.Load() && time.Since(c.born) < 5*time.Second {
-			continue
+		idle := stateIdle
+		if c.state.Load() == stateNew {
+			if time.Since(c.born) < 5*time.Second {
+				continue
+			}
+			idle = stateNew
 		}
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if c.state.CompareAndSwap(idle, stateClosed) {
 			_ = c.rwc.Close()
 		}
 	}
 	return len(s.conns) == 0
 }
 
-// Connection states; a connection is closed by Shutdown only while idle.
+// Connection states; a connection is closed by Shutdown only while new
+// (before its first request) or idle (between requests).
 const (
-	stateIdle int32 = iota
+	stateNew int32 = iota
+	stateIdle
 	stateActive
 	stateClosed
 )
@@ -244,7 +250,6 @@ type conn struct {
 	bw     *bufio.Writer
 	cancel context.CancelFunc // ends the requests' context
 	born   time.Time
-	fresh  atomic.Bool // no request has started yet
 	// deadline says a read deadline may be set; unread says the connection
 	// ends with request bytes left unread.
 	deadline, unread bool
@@ -259,7 +264,6 @@ var (
 
 func (s *Server) newConn(rwc net.Conn) *conn {
 	c := &conn{s: s, rwc: rwc, born: time.Now()}
-	c.fresh.Store(true)
 	ctx := context.WithValue(context.WithValue(context.Background(),
 		http.ServerContextKey, s.fallback), http.LocalAddrContextKey, rwc.LocalAddr())
 	ctx, c.cancel = context.WithCancel(ctx)
@@ -292,7 +296,11 @@ func (c *conn) serve() {
 	defer c.cancel()
 
 	for first := true; ; first = false {
-		c.state.Store(stateIdle)
+		waiting := stateNew
+		if !first {
+			waiting = stateIdle
+			c.state.Store(stateIdle)
+		}
 		if c.s.shutdown.Load() {
 			return
 		}
@@ -300,25 +308,19 @@ func (c *conn) serve() {
 		if _, err := c.br.Peek(1); err != nil {
 			return
 		}
-		if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		if !c.state.CompareAndSwap(waiting, stateActive) {
 			return // Shutdown closed it
 		}
-		c.fresh.Store(false)
-		n, err := c.readHead(rearm)
+		b, err := c.readHead(rearm)
 		if err != nil {
 			return
 		}
-		var h head
-		ok := n > 0
-		if ok {
-			b, _ := c.br.Peek(n)
-			h, ok = parseHead(b)
-		}
+		h, ok := parseHead(b)
 		if !ok {
 			c.handOff()
 			return
 		}
-		_, _ = c.br.Discard(n)
+		_, _ = c.br.Discard(len(b))
 		if !c.serveRequest(&h) {
 			return
 		}
@@ -365,20 +367,20 @@ func (c *conn) closeWriteAndWait() {
 // rstAvoidanceDelay is net/http's.
 const rstAvoidanceDelay = 500 * time.Millisecond
 
-// readHead waits for a whole head in the buffer and returns its length, or
-// 0 when the buffer filled up without one (a head too long to be plain).
-// rearm says whether the head's deadline is still to be set (a new
-// connection's first head is under it from the start).
-func (c *conn) readHead(rearm bool) (int, error) {
+// readHead waits for a whole head in the buffer and returns it (still
+// buffered), or nil when the buffer filled up without one (a head too long
+// to be plain). rearm says whether the head's deadline is still to be set
+// (a new connection's first head is under it from the start).
+func (c *conn) readHead(rearm bool) ([]byte, error) {
 	from := 0
 	for {
 		b, _ := c.br.Peek(c.br.Buffered())
 		// A blank line may straddle the last read: look from 2 bytes back.
 		if n := headEnd(b[max(0, from-2):]); n >= 0 {
-			return max(0, from-2) + n, nil
+			return b[:max(0, from-2)+n], nil
 		}
 		if len(b) == bufSize {
-			return 0, nil
+			return nil, nil
 		}
 		from = len(b)
 		if rearm && c.s.ReadHeaderTimeout > 0 {
@@ -386,7 +388,7 @@ func (c *conn) readHead(rearm bool) (int, error) {
 			c.setReadTimeout(c.s.ReadHeaderTimeout)
 		}
 		if _, err := c.br.Peek(len(b) + 1); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 }
@@ -394,7 +396,7 @@ func (c *conn) readHead(rearm bool) (int, error) {
 // handOff gives the connection, with what is buffered, to net/http; the
 // connection is net/http's when it returns with c.br nil.
 func (c *conn) handOff() {
-	_ = c.rwc.SetReadDeadline(time.Time{})
+	c.setReadTimeout(0)
 	hc := &handedConn{Conn: c.rwc, r: c.br}
 	if !c.s.handoff.push(hc) {
 		return
@@ -524,7 +526,7 @@ func (b *body) tooLong() bool { return b.err != nil || b.n > maxDrain }
 // drain reads what the handler left of the body, when it is small, and
 // reports whether the connection is at the next request.
 func (b *body) drain() bool {
-	if b.r == nil || b.tooLong() {
+	if b.tooLong() {
 		return false
 	}
 	if b.n == 0 {
