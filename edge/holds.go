@@ -140,7 +140,7 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 	}
 	holdID := newHoldID(req.ResourceID, key)
 	cmd := &bookdv1.PlaceHold{HoldId: holdID, From: req.From, To: req.To, Quantity: uint32(*req.Quantity), Owner: who.UserID, Fingerprint: fp}
-	reply, p := s.holdCommandWithin(ctx, time.Until(deadline), req.ResourceID, cmd)
+	reply, p := s.holdCommand(ctx, time.Until(deadline), req.ResourceID, cmd)
 	if p != nil {
 		if p.Status == http.StatusNotFound {
 			// The body named a resource that does not exist.
@@ -179,7 +179,7 @@ func (s *Server) handleHoldAction(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(probNotFound, "no action %q on holds", r.PathValue("action")))
 		return
 	}
-	reply, p := s.holdCommand(r.Context(), resourceID, cmd)
+	reply, p := s.holdCommand(r.Context(), s.cfg.RequestTimeout, resourceID, cmd)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
@@ -197,13 +197,9 @@ func (s *Server) claim(ctx context.Context, deadline time.Time, userID, key, fp 
 	return s.cfg.Claims.Claim(ctx, userID, key, fp)
 }
 
-// holdCommand sends a hold command to its resource and unwraps the reply.
-func (s *Server) holdCommand(ctx context.Context, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
-	return s.holdCommandWithin(ctx, s.cfg.RequestTimeout, resourceID, cmd)
-}
-
-// holdCommandWithin is holdCommand waiting at most timeout.
-func (s *Server) holdCommandWithin(ctx context.Context, timeout time.Duration, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
+// holdCommand sends a hold command to its resource, waiting at most
+// timeout, and unwraps the reply.
+func (s *Server) holdCommand(ctx context.Context, timeout time.Duration, resourceID string, cmd any) (*bookdv1.Hold, *Problem) {
 	res, err := s.actors.RequestWithin(ctx, timeout, resourceKind, resourceID, cmd)
 	if err != nil {
 		s.log.Warn("resource request failed", "resource_id", resourceID, "error", err)

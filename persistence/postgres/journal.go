@@ -12,22 +12,26 @@ import (
 	"github.com/bookd/bookd/persistence"
 )
 
+// lastSeqSQL reads the last seq of stream $1 from its last batch row (rows
+// are contiguous), 0 when it has none.
+const lastSeqSQL = `SELECT COALESCE((SELECT last_seq FROM journal WHERE stream = $1::text ORDER BY first_seq DESC LIMIT 1), 0) AS last`
+
 // appendEventsCTEs are the events part of appendSQL and appendEventsSQL.
-// head reads the stream's last seq (from its last batch row: rows are
-// contiguous); the batch goes in as one row only when that is the
-// expected seq ($2); done is how many events went in.
+// head reads the stream's last seq; the batch goes in as one row only when
+// that is the expected seq ($2); done counts the rows that went in (0 or
+// 1).
 //
 // $1 stream, $2 expected seq, $3 events.
 const appendEventsCTEs = `WITH head AS (
-	SELECT COALESCE((SELECT last_seq FROM journal WHERE stream = $1::text ORDER BY first_seq DESC LIMIT 1), 0) AS last
+	` + lastSeqSQL + `
 ), appended AS (
 	INSERT INTO journal (stream, first_seq, last_seq, events, at)
 	SELECT $1::text, $2::bigint + 1, $2::bigint + cardinality($3::bytea[]), $3::bytea[], now()
 	FROM head
 	WHERE head.last = $2::bigint
-	RETURNING cardinality(events) AS n
+	RETURNING 1
 ), done AS (
-	SELECT COALESCE(sum(n), 0) AS n FROM appended
+	SELECT count(*) AS n FROM appended
 )`
 
 // appendSQL is Append as one statement, so one implicit transaction and one
@@ -63,8 +67,9 @@ const appendSQL = appendEventsCTEs + `, snapshot AS (
 // statement's cost (make bench-flash, one client).
 const appendEventsSQL = appendEventsCTEs + "\n" + appendResultSQL
 
-// appendResultSQL is the answer of both: head's last seq and the count.
-const appendResultSQL = `SELECT head.last, done.n FROM head, done`
+// appendResultSQL is the answer of both: head's last seq. The batch went
+// in exactly when that is the expected seq.
+const appendResultSQL = `SELECT head.last FROM head`
 
 // Append writes b's events as seq b.ExpectedSeq+1, …, its snapshot and its
 // wake time, if any, in one statement (see appendSQL): all or nothing. It
@@ -114,8 +119,8 @@ func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
 		}
 		sql, args = appendSQL, append(args, snapSeq, snapData, wakeAt, clearWake)
 	}
-	var last, n int64
-	err := s.pool.QueryRow(ctx, sql, args...).Scan(&last, &n)
+	var last int64
+	err := s.pool.QueryRow(ctx, sql, args...).Scan(&last)
 	if code := errCode(err); code == codeUniqueViolation || code == codeSerializationFailure || code == codeDeadlockDetected {
 		return s.conflictAfterRace(ctx, b)
 	}
@@ -124,10 +129,6 @@ func (s *Store) Append(ctx context.Context, b persistence.Batch) error {
 	}
 	if uint64(last) != b.ExpectedSeq {
 		return &persistence.ConflictError{Stream: b.Stream, ExpectedSeq: b.ExpectedSeq, ActualSeq: uint64(last)}
-	}
-	if n != int64(len(events)) {
-		// Cannot happen: the statement inserts all events or none.
-		return fmt.Errorf("postgres: append to %q: %d of %d events inserted", b.Stream, n, len(events))
 	}
 	return nil
 }
@@ -187,7 +188,8 @@ func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn fun
 	}
 	after := int64(afterSeq)
 	for {
-		rows, err := s.loadChunk(ctx, stream, after)
+		hi := upper(after)
+		rows, err := s.loadChunk(ctx, stream, after, hi)
 		if err != nil {
 			return fmt.Errorf("postgres: load %q after %d: %w", stream, after, err)
 		}
@@ -206,7 +208,7 @@ func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn fun
 		}
 		// Rows are contiguous: a chunk that ends before the seq it read up
 		// to, or gives nothing, has read the stream's end.
-		if next == after || next < upper(after) || next == math.MaxInt64 {
+		if next == after || next < hi || next == math.MaxInt64 {
 			return nil
 		}
 		after = next
@@ -233,10 +235,10 @@ WHERE stream = $1::text AND first_seq <= $3::bigint AND last_seq > $2::bigint AN
 ), 1)
 ORDER BY first_seq`
 
-// loadChunk reads the rows of stream with events after seq after, up to
-// about loadEvents of them.
-func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]batchRow, error) {
-	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, upper(after))
+// loadChunk reads the rows of stream with events after seq after that
+// begin up to seq hi (see upper).
+func (s *Store) loadChunk(ctx context.Context, stream string, after, hi int64) ([]batchRow, error) {
+	rows, err := s.pool.Query(ctx, loadChunkSQL, stream, after, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +252,7 @@ func (s *Store) loadChunk(ctx context.Context, stream string, after int64) ([]ba
 // LastSeq returns the seq of the last event of stream, 0 when it has none.
 func (s *Store) LastSeq(ctx context.Context, stream string) (uint64, error) {
 	var last int64
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT last_seq FROM journal WHERE stream = $1::text ORDER BY first_seq DESC LIMIT 1), 0)`, stream).Scan(&last)
+	err := s.pool.QueryRow(ctx, lastSeqSQL, stream).Scan(&last)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: last seq of %q: %w", stream, err)
 	}

@@ -161,21 +161,29 @@ func TestMigrateConcurrently(t *testing.T) {
 	mustAppend(t, stores[nodes-1], "resource/x", 0)
 }
 
-func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
-	s := openT(t, testserver.DatabaseT(t))
-	ctx := t.Context()
+// migrationsFS holds the embedded migrations named (their paths), for
+// migrate to apply.
+func migrationsFS(t *testing.T, names ...string) fstest.MapFS {
+	t.Helper()
 	fsys := fstest.MapFS{}
-	real, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil || len(real) == 0 {
-		t.Fatalf("the real migrations: %v, %v", real, err)
-	}
-	for _, name := range real {
+	for _, name := range names {
 		b, err := migrationFiles.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fsys[name] = &fstest.MapFile{Data: b}
 	}
+	return fsys
+}
+
+func TestMigrateFailedStepLeavesNoTrace(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	real, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil || len(real) == 0 {
+		t.Fatalf("the real migrations: %v, %v", real, err)
+	}
+	fsys := migrationsFS(t, real...)
 	n := len(real)
 	half, after := fmt.Sprintf("migrations/%04d_half.sql", n+1), fmt.Sprintf("migrations/%04d_after.sql", n+2)
 	fsys[half] = &fstest.MapFile{Data: []byte("CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")}
@@ -213,14 +221,7 @@ func TestMigrateEventsToBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := fstest.MapFS{}
-	for _, name := range []string{"0001_init.sql", "0002_wakes.sql", "0003_accounts.sql"} {
-		b, err := migrationFiles.ReadFile("migrations/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old["migrations/"+name] = &fstest.MapFile{Data: b}
-	}
+	old := migrationsFS(t, "migrations/0001_init.sql", "migrations/0002_wakes.sql", "migrations/0003_accounts.sql")
 	if err := migrate(ctx, pool, old); err != nil {
 		t.Fatalf("migrate to 0003 = %v", err)
 	}
