@@ -8,7 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"strings"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxAnswer bounds the body of one answer the load generator reads;
@@ -208,19 +209,10 @@ func readBounded(r io.Reader) ([]byte, error) {
 	return body, err
 }
 
-// tokenByte marks the bytes an RFC 9110 token may have: printable ASCII
-// but the separators.
-var tokenByte = func() (t [256]bool) {
-	for c := '!'; c < 0x7f; c++ {
-		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
-	}
-	return t
-}()
-
 // validHeaderName reports whether b is an RFC 9110 token.
 func validHeaderName(b []byte) bool {
 	for _, c := range b {
-		if !tokenByte[c] {
+		if !httpguts.IsTokenRune(rune(c)) {
 			return false
 		}
 	}

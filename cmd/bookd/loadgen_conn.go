@@ -88,36 +88,28 @@ func (c *keepAliveConn) do(ctx context.Context, method, path string, header []st
 		// The loop ends the dial and the I/O below at deadline or when ctx
 		// ends.
 		c.co.deadline, c.co.ctx = deadline, ctx
-		defer func() { c.co.ctx = nil }()
 	}
 	if c.conn == nil {
 		if err := c.dial(ctx, deadline); err != nil {
 			return 0, nil, err
 		}
 	}
-	var (
-		status int
-		answer []byte
-		keep   bool
-		err    error
-	)
-	if c.co != nil {
-		status, answer, keep, err = c.roundTrip(method, path, header, body)
-		if err != nil && ctx.Err() != nil {
-			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-		}
-	} else {
+	var stop func() bool
+	if c.co == nil {
 		conn := c.conn
 		if err := conn.SetDeadline(deadline); err != nil {
 			c.close()
 			return 0, nil, err
 		}
 		// Ending ctx breaks the I/O below at once.
-		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-		status, answer, keep, err = c.roundTrip(method, path, header, body)
-		if !stop() && err != nil {
-			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
-		}
+		stop = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	}
+	status, answer, keep, err := c.roundTrip(method, path, header, body)
+	if stop != nil {
+		stop()
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	if err != nil || !keep {
 		c.close()
@@ -181,19 +173,7 @@ func (c *keepAliveConn) dial(ctx context.Context, deadline time.Time) error {
 		return fmt.Errorf("dial %s: %w", c.addr, err)
 	}
 	c.conn = conn
-	rw, err := c.connIO()
-	if err != nil {
-		c.close()
-		return err
-	}
-	if c.br == nil {
-		c.br = bufio.NewReaderSize(rw, 16<<10)
-		c.bw = bufio.NewWriterSize(rw, 4<<10)
-	} else {
-		c.br.Reset(rw)
-		c.bw.Reset(rw)
-	}
-	return nil
+	return c.bind()
 }
 
 // close drops the connection, if any.
@@ -207,18 +187,26 @@ func (c *keepAliveConn) close() {
 	}
 }
 
-// connIO is what the client reads and writes its connection through: the
-// loop's when it runs in one, else connIO's. In a loop, a connection the
-// loop cannot wait for is an error: waiting for it in Go's poller would
-// stop every client of the loop.
-func (c *keepAliveConn) connIO() (io.ReadWriter, error) {
-	if c.co == nil {
-		return connIO(c.conn), nil
+// bind makes the client read and write its connection through the loop
+// when it runs in one, directly otherwise. In a loop, a connection the loop
+// cannot wait for is an error (and closed): waiting for it in Go's poller
+// would stop every client of the loop.
+func (c *keepAliveConn) bind() error {
+	var rw io.ReadWriter = c.conn
+	if c.co != nil {
+		if rw = newLoopIO(c.co, c.conn); rw == nil {
+			c.close()
+			return errors.New("loadgen: the client loop cannot wait for this connection")
+		}
 	}
-	if rw := newLoopIO(c.co, c.conn); rw != nil {
-		return rw, nil
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(rw, 16<<10)
+		c.bw = bufio.NewWriterSize(rw, 4<<10)
+	} else {
+		c.br.Reset(rw)
+		c.bw.Reset(rw)
 	}
-	return nil, errors.New("loadgen: the client loop cannot wait for this connection")
+	return nil
 }
 
 // halted reports whether c runs in a loop that can no longer run it.
@@ -235,12 +223,6 @@ func (c *keepAliveConn) attach(co *loopClient) {
 	}
 	c.co = co
 	if c.conn != nil {
-		rw, err := c.connIO()
-		if err != nil {
-			c.close() // the next request dials, and fails the same way
-			return
-		}
-		c.br.Reset(rw)
-		c.bw.Reset(rw)
+		_ = c.bind() // on error the next request dials, and fails the same way
 	}
 }

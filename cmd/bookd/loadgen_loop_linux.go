@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"iter"
@@ -33,6 +34,7 @@ type clientLoop struct {
 	epfd    int
 	clients []*loopClient
 	events  []syscall.EpollEvent
+	active  int   // clients that have not returned
 	err     error // epoll failed: every wait fails with it
 }
 
@@ -101,14 +103,12 @@ func runClientLoop(conns []*keepAliveConn, body func(c *keepAliveConn)) error {
 			conns[i].attach(nil)
 		}
 	}()
-	active := len(l.clients)
+	l.active = len(l.clients)
 	for _, cl := range l.clients {
-		if !l.resume(cl, nil) {
-			active--
-		}
+		l.resume(cl, nil)
 	}
 	lastCheck := time.Now()
-	for active > 0 {
+	for l.active > 0 {
 		n, err := l.epollWait(int(loopCheck / time.Millisecond))
 		if err != 0 && err != syscall.EINTR {
 			// Cannot happen with a valid epoll set; fail every request
@@ -122,9 +122,7 @@ func runClientLoop(conns []*keepAliveConn, body func(c *keepAliveConn)) error {
 				want = syscall.EPOLLOUT
 			}
 			if cl.waiting && ev.Events&(want|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-				if !l.resume(cl, nil) {
-					active--
-				}
+				l.resume(cl, nil)
 			}
 		}
 		if now := time.Now(); now.Sub(lastCheck) >= loopCheck || l.err != nil {
@@ -143,9 +141,7 @@ func runClientLoop(conns []*keepAliveConn, body func(c *keepAliveConn)) error {
 				default:
 					continue
 				}
-				if !l.resume(cl, wake) {
-					active--
-				}
+				l.resume(cl, wake)
 			}
 		}
 	}
@@ -165,13 +161,14 @@ func (l *clientLoop) epollWait(msec int) (int, syscall.Errno) {
 	return int(n), e
 }
 
-// resume runs cl until it waits again or returns, with wake as the result
-// of its wait (nil: its socket is ready). It reports whether cl goes on.
-func (l *clientLoop) resume(cl *loopClient, wake error) bool {
+// resume runs cl until it waits again or returns (then it is no longer
+// active), with wake as the result of its wait (nil: its socket is ready).
+func (l *clientLoop) resume(cl *loopClient, wake error) {
 	cl.wake = wake
 	cl.waiting = false
-	_, ok := cl.next()
-	return ok
+	if _, ok := cl.next(); !ok {
+		l.active--
+	}
 }
 
 // wait suspends the client until fd is readable (writable when write) and
@@ -184,11 +181,7 @@ func (cl *loopClient) wait(fd int, write bool) error {
 	}
 	if cl.registered != fd {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: cl.index}
-		err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev)
-		if err == syscall.EEXIST {
-			err = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, fd, &ev)
-		}
-		if err != nil {
+		if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			return os.NewSyscallError("epoll_ctl", err)
 		}
 		cl.registered = fd
@@ -242,8 +235,9 @@ func (cl *loopClient) dial(ctx context.Context, dial func(context.Context) (net.
 			return
 		}
 		conn, err, done = c, derr, true
-		one := uint64(1)
-		_, _ = syscall.Write(int(efd), (*[8]byte)(unsafe.Pointer(&one))[:])
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		_, _ = syscall.Write(int(efd), one[:])
 	}()
 	defer func() {
 		_ = syscall.Close(int(efd)) // which takes it out of the epoll set
@@ -334,4 +328,16 @@ func (o *loopIO) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// rawSyscall makes the read or write trap on fd with p (not empty), in a
+// system call the Go scheduler does not see (the socket is non-blocking),
+// again while it is interrupted.
+func rawSyscall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		m, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(m), e
+		}
+	}
 }
