@@ -398,10 +398,12 @@ func (c *conn) readHead(rearm bool) ([]byte, error) {
 func (c *conn) handOff() {
 	c.setReadTimeout(0)
 	hc := &handedConn{Conn: c.rwc, r: c.br}
+	// Counted first: net/http may answer before push returns.
+	c.s.handedOff.Add(1)
 	if !c.s.handoff.push(hc) {
+		c.s.handedOff.Add(-1)
 		return
 	}
-	c.s.handedOff.Add(1)
 	c.bw.Reset(nil)
 	writerPool.Put(c.bw)
 	c.br, c.bw = nil, nil
