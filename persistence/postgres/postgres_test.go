@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -326,6 +328,80 @@ func TestLoadPagesOfBatches(t *testing.T) {
 		if end := max(after, len(want)) + 1; next != end {
 			t.Errorf("Load(p, %d) ended before seq %d, want %d", after, next, end)
 		}
+	}
+}
+
+// TestBatchRowsStayInTheirPage: a sale's batch of events, 9 kB raw (77
+// holds, the mean batch of make bench-flash at 256 clients), is kept in
+// its journal row (nothing in the TOAST table), compressed, when the
+// server has lz4 (Debian's has), as snapshots are; without lz4 it is
+// stored uncompressed. It loads back as written.
+func TestBatchRowsStayInTheirPage(t *testing.T) {
+	s := openT(t, testserver.DatabaseT(t))
+	ctx := t.Context()
+	lz4 := true
+	if _, err := s.pool.Exec(ctx, `CREATE TEMPORARY TABLE lz4_probe (b bytea COMPRESSION lz4)`); err != nil {
+		lz4 = false
+		t.Logf("this server has no lz4 (%v): the events are stored uncompressed", err)
+	}
+	var storage, compression, snapCompression string
+	if err := s.pool.QueryRow(ctx, `SELECT attstorage::text, attcompression::text FROM pg_attribute
+		WHERE attrelid = 'journal'::regclass AND attname = 'events'`).Scan(&storage, &compression); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT attcompression::text FROM pg_attribute
+		WHERE attrelid = 'snapshots'::regclass AND attname = 'data'`).Scan(&snapCompression); err != nil {
+		t.Fatal(err)
+	}
+	if lz4 && snapCompression != "l" {
+		t.Errorf("snapshots.data has compression %q, want \"l\" (lz4)", snapCompression)
+	}
+	if want := [2]string{"e", ""}; lz4 {
+		want = [2]string{"m", "l"}
+		if got := [2]string{storage, compression}; got != want {
+			t.Fatalf("journal.events has storage %q and compression %q, want %q and %q", storage, compression, want[0], want[1])
+		}
+	} else if storage != want[0] {
+		t.Fatalf("journal.events has storage %q, want %q", storage, want[0])
+	}
+	// Events like a hold's (about 115 bytes): a random id and fingerprint (32
+	// bytes), the rest alike.
+	batch := make([][]byte, 77)
+	raw := 0
+	for i := range batch {
+		fp := sha256.Sum256(fmt.Append(nil, rand.Uint64()))
+		batch[i] = fmt.Appendf(nil, "\x0a\x85\x01hold_%024x 2030-01-01T10:00 2030-01-01T11:00 %s user-%05d %s", rand.Uint64(), "\x20\x01\x28\x01", i%7, fp[:])
+		raw += len(batch[i])
+	}
+	t.Logf("%d events, %d bytes", len(batch), raw)
+	if err := s.Append(ctx, persistence.Batch{Stream: "sale", Events: batch}); err != nil {
+		t.Fatal(err)
+	}
+	var stored, toasted int64
+	if err := s.pool.QueryRow(ctx, `SELECT pg_column_size(events) FROM journal WHERE stream = 'sale'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'journal'::regclass`).Scan(&toasted); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stored in %d bytes, TOAST table %d bytes", stored, toasted)
+	if lz4 {
+		if toasted != 0 {
+			t.Errorf("the journal's TOAST table has %d bytes after a batch of %d bytes, want 0 (the row kept in its page)", toasted, raw)
+		}
+		if stored >= int64(raw) {
+			t.Errorf("a batch of %d bytes is stored in %d, want it compressed", raw, stored)
+		}
+	}
+	n := 0
+	if err := s.Load(ctx, "sale", 0, func(e persistence.Event) error {
+		if string(e.Data) != string(batch[n]) {
+			return fmt.Errorf("event %d is %q, want %q", e.Seq, e.Data, batch[n])
+		}
+		n++
+		return nil
+	}); err != nil || n != len(batch) {
+		t.Fatalf("Load = %v after %d events, want nil after %d", err, n, len(batch))
 	}
 }
 
