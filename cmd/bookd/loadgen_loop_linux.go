@@ -271,6 +271,14 @@ func (cl *loopClient) closing() { cl.registered = -1 }
 type loopIO struct {
 	cl *loopClient
 	fd int
+	// sent: the last call wrote all it had at once, so the socket has
+	// nothing to read that came after it yet. The next Read waits before
+	// it reads: a read right after the request would find nothing (the
+	// server has not answered yet) and cost a system call per request.
+	// The wait cannot miss the answer: the socket is registered
+	// edge-triggered, the answer's arrival after the write queues an
+	// event, and no other wait of this client's runs in between.
+	sent bool
 }
 
 // newLoopIO returns the loopIO of c's socket, or nil when c has none that
@@ -295,6 +303,12 @@ func (o *loopIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if o.sent {
+		o.sent = false
+		if err := o.cl.wait(o.fd, false); err != nil {
+			return 0, err
+		}
+	}
 	for {
 		n, e := rawSyscall(syscall.SYS_READ, uintptr(o.fd), p)
 		switch {
@@ -314,6 +328,7 @@ func (o *loopIO) Read(p []byte) (int, error) {
 
 func (o *loopIO) Write(p []byte) (int, error) {
 	n := 0
+	o.sent = false
 	for n < len(p) {
 		m, e := rawSyscall(syscall.SYS_WRITE, uintptr(o.fd), p[n:])
 		switch {
@@ -325,6 +340,7 @@ func (o *loopIO) Write(p []byte) (int, error) {
 			return n, os.NewSyscallError("write", e)
 		default:
 			n += m
+			o.sent = n == len(p) && m == len(p)
 		}
 	}
 	return n, nil
