@@ -149,7 +149,7 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	w.Header().Set("Location", "/v1/holds/"+reply.GetHoldId())
+	w.Header()["Location"] = []string{"/v1/holds/" + reply.GetHoldId()}
 	writeHold(w, http.StatusCreated, reply)
 }
 
