@@ -128,7 +128,7 @@ func Start(cfg Config, kinds ...Kind) (*Node, error) {
 	lookup.Handoff = cfg.Handoff
 	ck := make([]*cluster.Kind, 0, len(kinds))
 	for _, k := range kinds {
-		ck = append(ck, cluster.NewKind(k.Name, k.Props))
+		ck = append(ck, cluster.NewKind(k.Name, StopAware(k.Props, system.Root)))
 	}
 	var ropts []remote.ConfigOption
 	if cfg.AdvertiseAddr != "" {

@@ -531,9 +531,10 @@ type rogueActivation struct {
 
 func newRogueActivation(t testing.TB, cfg Config, stores Stores, id string) *rogueActivation {
 	t.Helper()
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
 	r := &rogueActivation{
-		system: actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })),
-		props:  Props(cfg, stores),
+		system: system,
+		props:  cluster.StopAware(Props(cfg, stores), system.Root), // as a Node spawns it
 		id:     id,
 	}
 	t.Cleanup(func() {
