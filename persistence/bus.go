@@ -22,6 +22,16 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
 }
 
+// Audience is a Publisher that knows its subscribers, as a node's own
+// LocalBus does (a bus shared through a server does not): a publisher may
+// then skip building the messages of topics nobody listens to.
+type Audience interface {
+	// Subscribed reports whether topic has a subscriber. A Subscribe that
+	// returned before the call counts, so a message not published because
+	// this said false is one the bus's contract did not promise anyone.
+	Subscribed(topic string) bool
+}
+
 // Bus carries small messages (availability deltas) between the nodes of a
 // cluster: topic-based, at most once, ordered per publisher, with an
 // explicit signal when messages may have been lost. It is no queue: a

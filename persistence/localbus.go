@@ -17,7 +17,7 @@ type LocalBus struct {
 	done  chan struct{}
 	wg    sync.WaitGroup
 
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	closed bool
 	subs   map[string]map[*localSub]struct{}
 	// lost are the topics whose messages were dropped since their last
@@ -27,7 +27,10 @@ type LocalBus struct {
 	published, dropped, delivered, resyncs atomic.Uint64
 }
 
-var _ Bus = (*LocalBus)(nil)
+var (
+	_ Bus      = (*LocalBus)(nil)
+	_ Audience = (*LocalBus)(nil)
+)
 
 type localSub struct {
 	b     *LocalBus
@@ -69,6 +72,13 @@ func (b *LocalBus) Publish(_ context.Context, topic string, payload []byte) erro
 		b.mu.Unlock()
 	}
 	return nil
+}
+
+// Subscribed implements Audience.
+func (b *LocalBus) Subscribed(topic string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.subs[topic]) > 0
 }
 
 // Subscribe implements Bus; the subscription is active when it returns.
@@ -142,8 +152,8 @@ func (b *LocalBus) run() {
 
 // handlers appends the handlers of topic to hs.
 func (b *LocalBus) handlers(topic string, hs []func(Delivery)) []func(Delivery) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	for s := range b.subs[topic] {
 		hs = append(hs, s.h)
 	}

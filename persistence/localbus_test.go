@@ -43,3 +43,32 @@ func TestLocalBusConformance(t *testing.T) {
 		},
 	})
 }
+
+// TestLocalBusSubscribed: a topic is subscribed from the time Subscribe
+// returns until its last subscription is gone.
+func TestLocalBusSubscribed(t *testing.T) {
+	b := persistence.NewLocalBus(0)
+	t.Cleanup(func() { _ = b.Close() })
+	if b.Subscribed("t") {
+		t.Fatal("Subscribed(t) = true before any Subscribe")
+	}
+	s1, err := b.Subscribe(t.Context(), "t", func(persistence.Delivery) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := b.Subscribe(t.Context(), "t", func(persistence.Delivery) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Subscribed("t") || b.Subscribed("u") {
+		t.Errorf("Subscribed(t), Subscribed(u) = %v, %v; want true, false", b.Subscribed("t"), b.Subscribed("u"))
+	}
+	s1.Unsubscribe()
+	if !b.Subscribed("t") {
+		t.Error("Subscribed(t) = false with one subscription left")
+	}
+	s2.Unsubscribe()
+	if b.Subscribed("t") {
+		t.Error("Subscribed(t) = true after the last Unsubscribe")
+	}
+}

@@ -215,3 +215,28 @@ func TestPublishUserTopic(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishOnlyToListeners: on a bus that knows its subscribers (a
+// node's own), a batch's change goes only to the topics someone listens
+// to: with a watcher on the resource alone, one message a batch; once the
+// owner is watched too, two.
+func TestPublishOnlyToListeners(t *testing.T) {
+	e := sharedEnv(t)
+	id := e.addResource(t, "res-quiet", persistence.SlotNight, 5, 10*time.Minute)
+	res := watch(t, persistence.ResourceTopic(id))
+	before := testBus.Stats().Published
+	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "q1", From: night(0), To: night(1), Quantity: 1, Owner: "u-quiet"})
+	res.upTo(t, 1)
+	if got := testBus.Stats().Published - before; got != 1 {
+		t.Errorf("a batch watched on its resource only was published %d times, want 1", got)
+	}
+	owner := watch(t, persistence.UserTopic("u-quiet"))
+	e.mustHold(t, id, &bookdv1.PlaceHold{HoldId: "q2", From: night(1), To: night(2), Quantity: 1, Owner: "u-quiet"})
+	res.upTo(t, 2)
+	if saw := owner.upTo(t, 2); len(saw) != 1 || len(saw[0].GetHolds()) != 1 || saw[0].GetHolds()[0].GetHoldId() != "q2" {
+		t.Errorf("the owner's topic carried %v, want one change with hold q2", saw)
+	}
+	if got := testBus.Stats().Published - before; got != 3 {
+		t.Errorf("after a second batch, watched on its owner too, the bus has published %d messages, want 3", got)
+	}
+}
