@@ -26,4 +26,5 @@ EXCEPTION WHEN feature_not_supported OR syntax_error THEN
 END
 $$;
 
+-- toast_tuple_target needs PostgreSQL 11 or later.
 ALTER TABLE journal SET (toast_tuple_target = 8160);
