@@ -241,6 +241,17 @@ func TestRoutingProblems(t *testing.T) {
 			t.Errorf("%s %s has no X-Content-Type-Options: nosniff", tt.method, tt.path)
 		}
 	}
+	// A path that is not clean is redirected to the clean one, routed or
+	// not, keeping the method (as net/http's ServeMux does); HEAD is
+	// served by the GET route.
+	for _, tt := range []struct{ path, want string }{{"//v1/listings", "/v1/listings"}, {"/v1/../nowhere", "/nowhere"}} {
+		if w, _ := serve(s, "GET", tt.path, nil, ""); w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != tt.want {
+			t.Errorf("GET %s = %d to %q, want 307 to %s", tt.path, w.Code, w.Header().Get("Location"), tt.want)
+		}
+	}
+	if w, _ := serve(s, "HEAD", "/livez", nil, ""); w.Code != http.StatusOK {
+		t.Errorf("HEAD /livez = %d, want 200", w.Code)
+	}
 }
 
 func TestProblemDocs(t *testing.T) {

@@ -246,8 +246,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // unrouted answers a request that no route takes with a problem: 405 when
-// routes take its path with other methods, else 404; or redirects it to
-// its cleaned path.
+// routes take its path with other methods, else 404. (The mux itself
+// redirects a path that is not clean before it comes here.)
 func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 	h, _ := s.routed.Handler(r)
 	// Let the mux decide between 404 and 405 (and the Allow header), then
@@ -257,14 +257,6 @@ func (s *Server) unrouted(w http.ResponseWriter, r *http.Request) {
 	if rec.Code == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", rec.Header().Get("Allow"))
 		writeProblem(w, r, newProblem(probMethod, "%s is not allowed on %s", r.Method, r.URL.Path))
-		return
-	}
-	if rec.Code >= 300 && rec.Code < 400 {
-		// The mux redirects to a cleaned path.
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
 		return
 	}
 	writeProblem(w, r, newProblem(probNotFound, "nothing at %s", r.URL.Path))
