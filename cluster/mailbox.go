@@ -9,7 +9,8 @@ import (
 // StopAware returns props whose activations answer a request that reaches
 // them after they stopped with a dead letter at once, as a request to an
 // actor that is gone gets one, instead of dropping it. The Node spawns its
-// kinds' activations so; root sends the dead letters.
+// kinds' activations so; root sends the dead letters. The props get
+// protoactor's unbounded mailbox, in place of any mailbox they set.
 //
 // Why: protoactor processes a stopped actor's mailbox to its end but
 // drops each message in it (InvokeUserMessage returns early). A request
@@ -17,6 +18,10 @@ import (
 // up and cached a moment earlier) therefore waited its whole deadline,
 // 5 s at the edge, although a new activation could answer it at once.
 // With the dead letter, RequestWithin forgets the PID and retries.
+//
+// For kinds without children, as ours are: an actor with children is only
+// stopping when its Stop returns, and would still be given messages
+// (its children's replies), which this drops.
 func StopAware(props *actor.Props, root *actor.RootContext) *actor.Props {
 	return props.Clone(actor.WithMailbox(func() actor.Mailbox {
 		return &stopAwareMailbox{Mailbox: actor.Unbounded()(), root: root}

@@ -94,7 +94,9 @@ func (c Config) Validate() error {
 
 // Kind is an actor kind the node hosts.
 type Kind struct {
-	Name  string
+	Name string
+	// Props make an activation; the Node spawns it with StopAware's
+	// mailbox, so a mailbox the props set is not used.
 	Props *actor.Props
 }
 

@@ -22,9 +22,10 @@ type Publisher interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
 }
 
-// Audience is a Publisher that knows its subscribers, as a node's own
-// LocalBus does (a bus shared through a server does not): a publisher may
-// then skip building the messages of topics nobody listens to.
+// Audience is implemented by a Publisher that knows its subscribers, as a
+// node's own LocalBus does (a bus shared through a server does not): a
+// publisher may then skip building the messages of topics nobody listens
+// to.
 type Audience interface {
 	// Subscribed reports whether topic has a subscriber. A Subscribe that
 	// returned before the call counts, so a message not published because
