@@ -271,14 +271,16 @@ func (cl *loopClient) closing() { cl.registered = -1 }
 type loopIO struct {
 	cl *loopClient
 	fd int
-	// sent: the last call wrote all it had at once, so the socket has
-	// nothing to read that came after it yet. The next Read waits before
-	// it reads: a read right after the request would find nothing (the
+	// sent: the last Write wrote all it had in one system call, and no
+	// Write since the last Read waited, so the socket has nothing to read
+	// that came after the request yet. The next Read waits before it
+	// reads: a read right after the request would find nothing (the
 	// server has not answered yet) and cost a system call per request.
 	// The wait cannot miss the answer: the socket is registered
 	// edge-triggered, the answer's arrival after the write queues an
-	// event, and no other wait of this client's runs in between.
-	sent bool
+	// event, and no other wait of this client's ran in between (a wait to
+	// write could have taken that event: hence writeWaited).
+	sent, writeWaited bool
 }
 
 // newLoopIO returns the loopIO of c's socket, or nil when c has none that
@@ -309,6 +311,7 @@ func (o *loopIO) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	o.writeWaited = false
 	for {
 		n, e := rawSyscall(syscall.SYS_READ, uintptr(o.fd), p)
 		switch {
@@ -333,6 +336,7 @@ func (o *loopIO) Write(p []byte) (int, error) {
 		m, e := rawSyscall(syscall.SYS_WRITE, uintptr(o.fd), p[n:])
 		switch {
 		case e == syscall.EAGAIN:
+			o.writeWaited = true
 			if err := o.cl.wait(o.fd, true); err != nil {
 				return n, err
 			}
@@ -340,7 +344,7 @@ func (o *loopIO) Write(p []byte) (int, error) {
 			return n, os.NewSyscallError("write", e)
 		default:
 			n += m
-			o.sent = n == len(p) && m == len(p)
+			o.sent = n == len(p) && m == len(p) && !o.writeWaited
 		}
 	}
 	return n, nil
