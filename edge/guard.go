@@ -70,9 +70,11 @@ func (s *Server) guard(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, prob := s.authenticate(r)
 		if limit := s.classLimit(rt.class); limit.rate.Limit > 0 {
-			key := limit.prefix + "ip:" + clientIP(r)
+			var key string
 			if p != nil {
 				key = limit.prefix + "user:" + p.UserID
+			} else {
+				key = limit.prefix + "ip:" + clientIP(r)
 			}
 			if !s.rateLimit(w, r, limit, key) {
 				return
