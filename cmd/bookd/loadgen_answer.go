@@ -135,7 +135,7 @@ func answerHeaders(br *bufio.Reader) (length int64, chunked, closing, keepAlive 
 		if i <= 0 || !validHeaderName(line[:i]) || !validHeaderValue(line[i+1:]) {
 			return 0, false, false, false, fmt.Errorf("malformed header line %q", line)
 		}
-		name, value := line[:i], bytes.Trim(line[i+1:], " \t")
+		name, value := line[:i], trimOWS(line[i+1:])
 		switch {
 		case asciiEqualFold(name, "Content-Length"):
 			if lengthText != "" {
@@ -156,12 +156,24 @@ func answerHeaders(br *bufio.Reader) (length int64, chunked, closing, keepAlive 
 			chunked = true
 		case asciiEqualFold(name, "Connection"):
 			for tok := range bytes.SplitSeq(value, []byte(",")) {
-				tok = bytes.Trim(tok, " \t")
+				tok = trimOWS(tok)
 				closing = closing || asciiEqualFold(tok, "close")
 				keepAlive = keepAlive || asciiEqualFold(tok, "keep-alive")
 			}
 		}
 	}
+}
+
+// trimOWS cuts the spaces and tabs around b (bytes.Trim with a cutset
+// took 2% of loadgen's CPU in a sale, on the answers' header lines).
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // parseLength reads a Content-Length: decimal digits only, below 2^62.
