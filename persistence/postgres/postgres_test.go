@@ -346,9 +346,20 @@ func TestBatchRowsStayInTheirPage(t *testing.T) {
 	}
 	lz4 := version >= 140000
 	if lz4 {
-		if _, err := s.pool.Exec(ctx, `CREATE TEMPORARY TABLE lz4_probe (b bytea COMPRESSION lz4)`); err != nil {
+		// Whether the server was built with lz4, asked in a transaction
+		// that leaves nothing behind.
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tx.Exec(ctx, `CREATE TEMPORARY TABLE lz4_probe (b bytea COMPRESSION lz4)`)
+		_ = tx.Rollback(ctx)
+		switch {
+		case errCode(err) == "0A000": // feature_not_supported
 			lz4 = false
 			t.Logf("this server has no lz4 (%v): the events are stored uncompressed", err)
+		case err != nil:
+			t.Fatal(err)
 		}
 	}
 	var storage string
@@ -418,13 +429,14 @@ func TestBatchRowsStayInTheirPage(t *testing.T) {
 	if got := stored("small"); got < int64(smallRaw) {
 		t.Errorf("a batch of %d bytes is stored in %d, want it as it is (not compressed)", smallRaw, got)
 	}
-	if lz4 {
-		if got := stored("sale"); got >= int64(saleRaw) {
-			t.Errorf("a batch of %d bytes is stored in %d, want it compressed", saleRaw, got)
-		}
-		if got := toasted(); got != 0 {
-			t.Errorf("the journal's TOAST table has %d bytes, want 0 (each row kept in its page)", got)
-		}
+	switch got := stored("sale"); {
+	case lz4 && got >= int64(saleRaw):
+		t.Errorf("a batch of %d bytes is stored in %d, want it compressed", saleRaw, got)
+	case !lz4 && got < int64(saleRaw):
+		t.Errorf("a batch of %d bytes is stored in %d, want it uncompressed", saleRaw, got)
+	}
+	if got := toasted(); lz4 && got != 0 {
+		t.Errorf("the journal's TOAST table has %d bytes, want 0 (each row kept in its page)", got)
 	}
 }
 
