@@ -149,7 +149,7 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	w.Header()["Location"] = []string{"/v1/holds/" + reply.GetHoldId()}
+	w.Header()["Location"] = []string{"/v1/holds/" + reply.GetHoldId()} // canonical: no Set needed
 	writeHold(w, http.StatusCreated, reply)
 }
 

@@ -244,9 +244,13 @@ func TestRoutingProblems(t *testing.T) {
 	// A path that is not clean is redirected to the clean one, routed or
 	// not, keeping the method (as net/http's ServeMux does); HEAD is
 	// served by the GET route.
-	for _, tt := range []struct{ path, want string }{{"//v1/listings", "/v1/listings"}, {"/v1/../nowhere", "/nowhere"}} {
-		if w, _ := serve(s, "GET", tt.path, nil, ""); w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != tt.want {
-			t.Errorf("GET %s = %d to %q, want 307 to %s", tt.path, w.Code, w.Header().Get("Location"), tt.want)
+	for _, tt := range []struct{ method, path, want string }{
+		{"GET", "//v1/listings", "/v1/listings"},
+		{"GET", "/v1/../nowhere", "/nowhere"},
+		{"POST", "//v1/holds", "/v1/holds"},
+	} {
+		if w, _ := serve(s, tt.method, tt.path, nil, ""); w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != tt.want {
+			t.Errorf("%s %s = %d to %q, want 307 to %s", tt.method, tt.path, w.Code, w.Header().Get("Location"), tt.want)
 		}
 	}
 	if w, _ := serve(s, "HEAD", "/livez", nil, ""); w.Code != http.StatusOK {

@@ -168,7 +168,8 @@ func New(cfg Config, store persistence.Store, actors Actors) (*Server, error) {
 	}
 	// Every request that no route takes, whatever its method, comes to
 	// unrouted, so that a routed request is matched once, not once to tell
-	// whether it is routed and again to serve it (2% of a hold's CPU).
+	// whether it is routed and again to serve it (the first match was 2% of
+	// the node's CPU in make bench-flash at 256 clients).
 	s.mux.HandleFunc("/", s.unrouted)
 	s.handler = s.recoverer(s.headers(s.cors(s.mux)))
 	return s, nil
