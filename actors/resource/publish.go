@@ -55,7 +55,8 @@ func (c *change) record(st *state, ev *bookdv1.Event) {
 // topics. It never blocks: the bus queues or drops (and then makes the
 // subscribers resync). When the bus knows its audience (a node's own bus),
 // it builds no message for a topic nobody listens to: in a sale with
-// nobody watching, those were 3% of the node's CPU.
+// nobody watching (make bench-flash, 256 clients) building them was 2.7%
+// of the node's CPU.
 func (a *Actor) publish(b *batch) {
 	if a.stores.Events == nil || len(b.change.slots) == 0 && len(b.change.holds) == 0 {
 		return

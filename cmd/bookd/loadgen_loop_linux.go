@@ -271,15 +271,15 @@ func (cl *loopClient) closing() { cl.registered = -1 }
 type loopIO struct {
 	cl *loopClient
 	fd int
-	// sent: the last Write wrote all it had in one system call, and no
-	// Write since the last Read waited, so the socket has nothing to read
-	// that came after the request yet. The next Read waits before it
-	// reads: a read right after the request would find nothing (the
-	// server has not answered yet) and cost a system call per request.
-	// The wait cannot miss the answer: the socket is registered
-	// edge-triggered, the answer's arrival after the write queues an
-	// event, and no other wait of this client's ran in between (a wait to
-	// write could have taken that event: hence writeWaited).
+	// sent: the last Write wrote all it had, and no Write since the last
+	// Read waited, so the socket has nothing to read that came after the
+	// request yet. The next Read waits before it reads: a read right after
+	// the request would find nothing (the server has not answered yet) and
+	// cost a system call per request. The wait cannot miss the answer: the
+	// socket is registered edge-triggered, the answer's arrival after the
+	// write queues an event, and only the loop's epoll_wait takes events,
+	// which runs only while a client waits: a Write that waited could have
+	// let it take the answer's event, hence writeWaited.
 	sent, writeWaited bool
 }
 
@@ -344,9 +344,9 @@ func (o *loopIO) Write(p []byte) (int, error) {
 			return n, os.NewSyscallError("write", e)
 		default:
 			n += m
-			o.sent = n == len(p) && m == len(p) && !o.writeWaited
 		}
 	}
+	o.sent = !o.writeWaited
 	return n, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -69,5 +70,56 @@ func TestLoopSlowDial(t *testing.T) {
 	var ne net.Error
 	if !errors.As(neverErr, &ne) || !ne.Timeout() || neverAt > 2*time.Second {
 		t.Errorf("the client that never connects = %v at %v, want a timeout at about 200ms", neverErr, neverAt)
+	}
+}
+
+// TestLoopAnswerDuringWrite: a looped client whose request is too large
+// for the socket's buffers waits to write; the answer of a server that
+// answers before it has read the body (as a 413 does) comes while the
+// client waits to write, and the client reads it once its request is out.
+func TestLoopAnswerDuringWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for { // the head
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno")
+		time.Sleep(200 * time.Millisecond) // the client fills the buffers and waits to write
+		_, _ = io.Copy(io.Discard, br)
+	}()
+	c, err := newKeepAliveConn("http://"+ln.Addr().String(), 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	// Longer than loopback's buffers, and not a multiple of the write
+	// buffer's size, so that the last write is a short one that does not wait.
+	body := make([]byte, 32<<20+100)
+	var status int
+	var answer []byte
+	var doErr error
+	if err := runClientLoop([]*keepAliveConn{c}, func(c *keepAliveConn) {
+		status, answer, doErr = c.do(t.Context(), http.MethodPost, "/", nil, body)
+	}); err != nil {
+		t.Fatalf("runClientLoop = %v", err)
+	}
+	if doErr != nil || status != http.StatusRequestEntityTooLarge || string(answer) != "no" {
+		t.Errorf("POST of %d bytes = %d %q, %v; want the 413 the server sent while the body was being written", len(body), status, answer, doErr)
 	}
 }
