@@ -102,8 +102,9 @@ type Actor struct {
 
 	// stopping is set once the actor is on its way out; answers are then
 	// held in afterStop and sent on *actor.Stopped. Until then protoactor
-	// still routes requests to this PID and drops those that reach the
-	// stopped mailbox, so a caller answered earlier could retry into a void.
+	// still routes requests to this PID, so a caller answered earlier would
+	// retry into this actor again (and a request that reaches the stopped
+	// mailbox gets a dead letter: cluster.StopAware).
 	stopping  bool
 	afterStop []stopAnswer
 }
