@@ -16,49 +16,44 @@ import (
 // are contiguous), 0 when it has none.
 const lastSeqSQL = `SELECT COALESCE((SELECT last_seq FROM journal WHERE stream = $1::text ORDER BY first_seq DESC LIMIT 1), 0) AS last`
 
-// appendEventsCTEs are the events part of appendSQL: head reads the
-// stream's last seq; the batch goes in as one row only when that is the
-// expected seq ($2); done counts the rows that went in (0 or 1).
+// insertBatchSQL is the batch's row, without its condition.
 //
 // $1 stream, $2 expected seq, $3 events.
-const appendEventsCTEs = `WITH head AS (
+const insertBatchSQL = `INSERT INTO journal (stream, first_seq, last_seq, events, at)
+	SELECT $1::text, $2::bigint + 1, $2::bigint + cardinality($3::bytea[]), $3::bytea[], now()`
+
+// appendSQL is Append as one statement, so one implicit transaction and one
+// round trip: head reads the stream's last seq; the batch goes in as one
+// row (appended) only when that is the expected seq ($2); then the
+// snapshot and the wake time, written only when the events went in, and
+// only after they did (they read appended), so that two racing writers
+// meet on the journal's primary key first and never deadlock on the other
+// tables. The result is the last seq head saw: the batch went in exactly
+// when that is the expected seq.
+//
+// $1–$3 as insertBatchSQL, $4 snapshot seq (NULL: none), $5 snapshot
+// data, $6 wake time (NULL: leave it), $7 clear the wake time.
+const appendSQL = `WITH head AS (
 	` + lastSeqSQL + `
 ), appended AS (
 	` + insertBatchSQL + `
 	FROM head
 	WHERE head.last = $2::bigint
 	RETURNING 1
-), done AS (
-	SELECT count(*) AS n FROM appended
-)`
-
-// insertBatchSQL is the batch's row, without its condition.
-const insertBatchSQL = `INSERT INTO journal (stream, first_seq, last_seq, events, at)
-	SELECT $1::text, $2::bigint + 1, $2::bigint + cardinality($3::bytea[]), $3::bytea[], now()`
-
-// appendSQL is Append as one statement, so one implicit transaction and one
-// round trip: appendEventsCTEs, then the snapshot and the wake time, written
-// only when the events went in, and only after they did (they read done),
-// so that two racing writers meet on the journal's primary key first and
-// never deadlock on the other tables. The result is the last seq head
-// saw: the batch went in exactly when that is the expected seq.
-//
-// $1–$3 as appendEventsCTEs, $4 snapshot seq (NULL: none), $5 snapshot
-// data, $6 wake time (NULL: leave it), $7 clear the wake time.
-const appendSQL = appendEventsCTEs + `, snapshot AS (
+), snapshot AS (
 	INSERT INTO snapshots (stream, seq, data, at)
-	SELECT $1::text, $4::bigint, $5::bytea, now() FROM done
-	WHERE done.n > 0 AND $4::bigint IS NOT NULL
+	SELECT $1::text, $4::bigint, $5::bytea, now() FROM appended
+	WHERE $4::bigint IS NOT NULL
 	ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, data = excluded.data, at = excluded.at
 	WHERE excluded.seq > snapshots.seq
 ), wake_set AS (
 	INSERT INTO wakes (stream, at)
-	SELECT $1::text, $6::timestamptz FROM done
-	WHERE done.n > 0 AND $6::timestamptz IS NOT NULL
+	SELECT $1::text, $6::timestamptz FROM appended
+	WHERE $6::timestamptz IS NOT NULL
 	ON CONFLICT (stream) DO UPDATE SET at = excluded.at
 ), wake_clear AS (
-	DELETE FROM wakes USING done
-	WHERE wakes.stream = $1::text AND done.n > 0 AND $7::boolean
+	DELETE FROM wakes USING appended
+	WHERE wakes.stream = $1::text AND $7::boolean
 )
 SELECT head.last FROM head`
 
@@ -72,7 +67,7 @@ SELECT head.last FROM head`
 // WITH took 650 (one writer appending such batches in a loop, fsync on).
 // Leaving out the snapshot and wake tables also spares setting them up.
 //
-// $1–$3 as appendEventsCTEs.
+// $1–$3 as insertBatchSQL.
 const appendEventsSQL = insertBatchSQL + `
 	WHERE (` + lastSeqSQL + `) = $2::bigint`
 
@@ -223,8 +218,8 @@ func (s *Store) Load(ctx context.Context, stream string, afterSeq uint64, fn fun
 			}
 		}
 		// Rows are contiguous: a chunk that ends before the seq it read up
-		// to, or gives nothing, has read the stream's end.
-		if next == after || next < hi || next == math.MaxInt64 {
+		// to (nothing at all included: hi > after) has read the stream's end.
+		if next < hi || next == math.MaxInt64 {
 			return nil
 		}
 		after = next
