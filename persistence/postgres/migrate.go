@@ -36,10 +36,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 	if err != nil {
 		return err
 	}
-	err = pgx.BeginTxFunc(ctx, pool, migrationTx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
+	err = lockedTx(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version    INTEGER     NOT NULL PRIMARY KEY,
 			name       TEXT        NOT NULL,
@@ -73,13 +70,20 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) error {
 // higher level would keep the snapshot of the step's first statement).
 var migrationTx = pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
 
-// applyMigration runs m in one transaction, under the migration lock,
-// unless it was applied already.
-func applyMigration(ctx context.Context, pool *pgxpool.Pool, m persistence.Migration) error {
+// lockedTx runs fn in a migrationTx that holds the migration lock first.
+func lockedTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, pool, migrationTx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
+		return fn(tx)
+	})
+}
+
+// applyMigration runs m in one transaction, under the migration lock,
+// unless it was applied already.
+func applyMigration(ctx context.Context, pool *pgxpool.Pool, m persistence.Migration) error {
+	return lockedTx(ctx, pool, func(tx pgx.Tx) error {
 		var applied bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&applied); err != nil {
 			return err
