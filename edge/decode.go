@@ -33,6 +33,17 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 
 // readLimited reads r's body, at most limit bytes, whatever its type.
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// A declared length within the limit: one buffer of exactly that
+		// size. The server's body ends after n bytes, so nothing more can
+		// come. (io.ReadAll starts at 512 bytes and a MaxBytesReader is one
+		// more allocation: a tenth of the bytes a sale allocated.)
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, invalidField("body", "could not be read")
+		}
+		return body, nil
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -177,4 +178,46 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Pro
 		return p
 	}
 	return unmarshalStrict(body, v)
+}
+
+// TestReadLimited reads bodies of a declared length and of none (chunked)
+// both within and over the limit, and a body shorter than it declared.
+func TestReadLimited(t *testing.T) {
+	const limit = 16
+	tests := []struct {
+		name       string
+		body       string
+		length     int64 // the declared Content-Length; -1: none
+		wantStatus int   // 0: success
+	}{
+		{name: "declared, within", body: `{"a":1}`, length: 7},
+		{name: "declared, at the limit", body: strings.Repeat("a", limit), length: limit},
+		{name: "declared, empty", body: ``, length: 0},
+		{name: "declared, over", body: strings.Repeat("a", limit+1), length: limit + 1, wantStatus: 413},
+		{name: "chunked, within", body: `{"a":1}`, length: -1},
+		{name: "chunked, at the limit", body: strings.Repeat("a", limit), length: -1},
+		{name: "chunked, over", body: strings.Repeat("a", limit+1), length: -1, wantStatus: 413},
+		{name: "shorter than declared", body: `{"a":1}`, length: 9, wantStatus: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/v1/holds", nil)
+			// A body that ends early, as a connection closed mid-body does.
+			r.Body = io.NopCloser(io.LimitReader(strings.NewReader(tt.body), int64(len(tt.body))))
+			r.ContentLength = tt.length
+			body, p := readLimited(httptest.NewRecorder(), r, limit)
+			if tt.wantStatus != 0 {
+				if p == nil || p.Status != tt.wantStatus {
+					t.Fatalf("readLimited(%q, length %d) = %q, %v; want a %d", tt.body, tt.length, body, describe(p), tt.wantStatus)
+				}
+				return
+			}
+			if p != nil {
+				t.Fatalf("readLimited(%q, length %d) = %v, want the body", tt.body, tt.length, describe(p))
+			}
+			if string(body) != tt.body {
+				t.Errorf("readLimited(%q, length %d) = %q, want the body", tt.body, tt.length, body)
+			}
+		})
+	}
 }

@@ -36,7 +36,7 @@ func decodeHoldRequestFast(body []byte) (req HoldRequest, ok bool) {
 	}
 	for {
 		p.space()
-		key, ok := p.plainString()
+		key, ok := p.plainBytes() // compared in place, not kept
 		if !ok {
 			return HoldRequest{}, false
 		}
@@ -46,7 +46,7 @@ func decodeHoldRequestFast(body []byte) (req HoldRequest, ok bool) {
 		}
 		p.space()
 		field := -1
-		switch key {
+		switch string(key) {
 		case "resource_id":
 			field = 0
 			req.ResourceID, ok = p.plainString()
@@ -113,22 +113,28 @@ func (p *jsonScan) end() bool {
 
 // plainString reads a string of printable ASCII without escapes.
 func (p *jsonScan) plainString() (string, bool) {
+	b, ok := p.plainBytes()
+	return string(b), ok
+}
+
+// plainBytes is plainString's bytes, a part of p.b.
+func (p *jsonScan) plainBytes() ([]byte, bool) {
 	if !p.eat('"') {
-		return "", false
+		return nil, false
 	}
 	start := p.i
 	for ; p.i < len(p.b); p.i++ {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
-			s := string(p.b[start:p.i])
+			b := p.b[start:p.i]
 			p.i++
-			return s, true
+			return b, true
 		case c < 0x20 || c > 0x7e || c == '\\':
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // plainInt reads an integer without fraction or exponent, of at most 18
