@@ -15,7 +15,7 @@ import (
 type head struct {
 	method        string
 	target        string // the request-target, as sent
-	url           *url.URL
+	url           url.URL
 	host          string
 	header        http.Header // without Host, as net/http keeps it
 	contentLength int64       // 0 when absent
@@ -62,11 +62,16 @@ func parseHead(b []byte) (head, bool) {
 	if h.target[0] != '/' || !visible(h.target) {
 		return h, false
 	}
-	u, err := url.ParseRequestURI(h.target)
-	if err != nil {
-		return h, false
+	if plainPath(h.target) {
+		// What url.ParseRequestURI makes of it, without an allocation.
+		h.url.Path = h.target
+	} else {
+		u, err := url.ParseRequestURI(h.target)
+		if err != nil {
+			return h, false
+		}
+		h.url = *u
 	}
-	h.url = u
 
 	// Count the fields first, so that their values share one backing array.
 	n := strings.Count(rest, "\n") - 1 // less the blank line
@@ -134,6 +139,21 @@ func parseHead(b []byte) (head, bool) {
 		return h, false // HTTP/1.1 requires Host; net/http answers 400
 	}
 	return h, true
+}
+
+// plainPath reports whether target is a path of unreserved characters
+// and slashes only: no query, no escapes, nothing that url.ParseRequestURI
+// would change or split off, so it is the URL's Path as it stands.
+func plainPath(target string) bool {
+	for i := 0; i < len(target); i++ {
+		switch c := target[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // plainMethod reports whether m is a method served here.

@@ -35,6 +35,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -425,10 +426,12 @@ func (c *conn) handOff() {
 // serveRequest runs the handler for h and writes its answer; it reports
 // whether the connection may serve another request.
 func (c *conn) serveRequest(h *head) bool {
-	req := new(http.Request)
-	*req = c.base
+	parts := new(request)
+	parts.req = c.base
+	parts.url = h.url
+	req := &parts.req
 	req.Method = h.method
-	req.URL = h.url
+	req.URL = &parts.url
 	req.RequestURI = h.target
 	req.Host = h.host
 	req.Header = h.header
@@ -441,7 +444,8 @@ func (c *conn) serveRequest(h *head) bool {
 			// that is zero, as net/http without a ReadTimeout).
 			c.setReadTimeout(c.s.IdleTimeout)
 		}
-		rb = &body{r: c.br, n: h.contentLength}
+		rb = &parts.body
+		*rb = body{r: c.br, n: h.contentLength}
 		req.Body = rb
 	} else {
 		req.Body = http.NoBody
@@ -467,6 +471,14 @@ func (c *conn) serveRequest(h *head) bool {
 		return false
 	}
 	return keep && w.err == nil
+}
+
+// request is what serveRequest hands a handler, allocated together: a
+// handler that keeps one part keeps them all, which are small.
+type request struct {
+	req  http.Request
+	url  url.URL
+	body body
 }
 
 // runHandler calls the handler and reports whether it returned; a panic
