@@ -47,7 +47,9 @@ type waiter struct {
 
 // batch is a group of decisions written in one journal append.
 type batch struct {
-	events  [][]byte
+	events [][]byte
+	// buf holds the events' bytes (and maybe old copies of them).
+	buf     []byte
 	waiters []waiter
 	// lastSeq is the seq of the batch's last event once decided.
 	lastSeq uint64
@@ -86,6 +88,9 @@ type Actor struct {
 	// inflight is the batch being written; pending are decided, not yet sent.
 	inflight *batch
 	pending  []*batch
+	// bufHint is the encoded size of the last batch sent, which the next
+	// batch's buffer starts with: batches under load are of a similar size.
+	bufHint int
 
 	// missing is set when the resource does not exist in the catalog.
 	missing bool
@@ -330,7 +335,17 @@ func (a *Actor) wait(to *actor.PID, reply proto.Message) {
 
 // decide applies one new event to the state and adds it to the open batch.
 func (a *Actor) decide(ev *bookdv1.Event) error {
-	data, err := proto.Marshal(ev)
+	n := len(a.pending)
+	if n == 0 || len(a.pending[n-1].events) >= a.cfg.BatchMax {
+		a.pending = append(a.pending, &batch{buf: make([]byte, 0, a.bufHint+a.bufHint/4)})
+		n++
+	}
+	b := a.pending[n-1]
+	// The batch's events are encoded one after another into its buffer,
+	// not each into its own allocation. An event's bytes stay where they
+	// are when the buffer grows: the new array only takes later ones.
+	start := len(b.buf)
+	buf, err := proto.MarshalOptions{}.MarshalAppend(b.buf, ev)
 	if err != nil {
 		return fmt.Errorf("marshal event: %w", err)
 	}
@@ -341,13 +356,8 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 		a.fail(fmt.Errorf("apply own decision: %w", err))
 		return err
 	}
-	n := len(a.pending)
-	if n == 0 || len(a.pending[n-1].events) >= a.cfg.BatchMax {
-		a.pending = append(a.pending, &batch{})
-		n++
-	}
-	b := a.pending[n-1]
-	b.events = append(b.events, data)
+	b.buf = buf
+	b.events = append(b.events, buf[start:len(buf):len(buf)])
 	if a.stores.Events != nil { // nobody to tell otherwise
 		b.change.record(a.st, ev)
 	}
@@ -379,6 +389,7 @@ func (a *Actor) flush(ctx actor.Context) {
 			continue
 		}
 		a.inflight = b
+		a.bufHint = len(b.buf)
 		if a.snapshotting == nil && len(a.pending) == 0 && snapshotDue(b.lastSeq-a.lastSnapSeq, len(a.st.holds), a.cfg.SnapshotEvery) {
 			// The state is exactly the state after this batch.
 			b.snapshot = a.st.snapshot()

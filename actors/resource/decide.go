@@ -82,18 +82,32 @@ func (s *state) decidePlace(cmd *bookdv1.PlaceHold, now time.Time, ttl time.Dura
 	if short != nil {
 		return decision{reply: holdError(bookdv1.ErrorCode_ERROR_CODE_SOLD_OUT, "", "%v", short)}
 	}
-	ev := &bookdv1.Event{AtMs: now.UnixMilli(), Kind: &bookdv1.Event_Placed{Placed: &bookdv1.HoldPlaced{
-		HoldId:      cmd.GetHoldId(),
-		From:        s.slots.Format(r.From),
-		To:          s.slots.Format(r.To),
-		FromKey:     r.From,
-		ToKey:       r.To,
-		Quantity:    cmd.GetQuantity(),
-		ExpiresAtMs: now.Add(ttl).UnixMilli(),
-		Owner:       cmd.GetOwner(),
-		Fingerprint: cmd.GetFingerprint(),
-	}}}
-	return decision{events: []*bookdv1.Event{ev}}
+	// The event, its kind and the placement in one allocation: a sale
+	// places a hold per request.
+	e := new(placedEvent)
+	e.placed.HoldId = cmd.GetHoldId()
+	e.placed.From = s.slots.Format(r.From)
+	e.placed.To = s.slots.Format(r.To)
+	e.placed.FromKey = r.From
+	e.placed.ToKey = r.To
+	e.placed.Quantity = cmd.GetQuantity()
+	e.placed.ExpiresAtMs = now.Add(ttl).UnixMilli()
+	e.placed.Owner = cmd.GetOwner()
+	e.placed.Fingerprint = cmd.GetFingerprint()
+	e.kind.Placed = &e.placed
+	e.ev.AtMs = now.UnixMilli()
+	e.ev.Kind = &e.kind
+	e.events[0] = &e.ev
+	return decision{events: e.events[:]}
+}
+
+// placedEvent is a HoldPlaced event with its wrappers and the decision's
+// list of it, allocated together.
+type placedEvent struct {
+	ev     bookdv1.Event
+	kind   bookdv1.Event_Placed
+	placed bookdv1.HoldPlaced
+	events [1]*bookdv1.Event
 }
 
 func (s *state) slotName(k int64) string {
