@@ -276,7 +276,7 @@ func FuzzDecodeCursor(f *testing.F) {
 
 func FuzzParseHoldID(f *testing.F) {
 	f.Add("concert-standing."+strings.Repeat("a", holdTokenLen), "order-42")
-	f.Add(newHoldID("hotel-alfama-room-101", "k"), "")
+	f.Add(newHoldID("hotel-alfama-room-101", "", "k"), "")
 	f.Add("a.b.c", "k")
 	f.Add("room.", "")
 	f.Add(".aaaaaaaaaaaaaaaaaaaa", "x")
@@ -296,12 +296,12 @@ func FuzzParseHoldID(f *testing.F) {
 		}
 		// Every id the edge makes parses back to its resource.
 		if validID(id) {
-			made := newHoldID(id, key)
+			made := newHoldID(id, "", key)
 			if got, ok := parseHoldID(made); !ok || got != id {
-				t.Fatalf("parseHoldID(newHoldID(%q, %q) = %q) = %q, %v", id, key, made, got, ok)
+				t.Fatalf("parseHoldID(newHoldID(%q, \"\", %q) = %q) = %q, %v", id, key, made, got, ok)
 			}
-			if key != "" && newHoldID(id, key) != made {
-				t.Fatalf("newHoldID(%q, %q) is not stable", id, key)
+			if key != "" && newHoldID(id, "", key) != made {
+				t.Fatalf("newHoldID(%q, \"\", %q) is not stable", id, key)
 			}
 		}
 	})

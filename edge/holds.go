@@ -136,10 +136,16 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, newProblem(probIdempotency, "the Idempotency-Key %q was used with another request", key))
 			return
 		}
-		key = who.UserID + "\x00" + key
 	}
-	holdID := newHoldID(req.ResourceID, key)
-	cmd := &bookdv1.PlaceHold{HoldId: holdID, From: req.From, To: req.To, Quantity: uint32(*req.Quantity), Owner: who.UserID, Fingerprint: fp}
+	// The command and the Location field's value in one allocation.
+	parts := new(struct {
+		cmd      bookdv1.PlaceHold
+		location [1]string
+	})
+	cmd := &parts.cmd
+	cmd.HoldId = newHoldID(req.ResourceID, who.UserID, key)
+	cmd.From, cmd.To, cmd.Quantity = req.From, req.To, uint32(*req.Quantity)
+	cmd.Owner, cmd.Fingerprint = who.UserID, fp
 	reply, p := s.holdCommand(ctx, time.Until(deadline), req.ResourceID, cmd)
 	if p != nil {
 		if p.Status == http.StatusNotFound {
@@ -149,7 +155,8 @@ func (s *Server) handlePlaceHold(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	w.Header()["Location"] = []string{"/v1/holds/" + reply.GetHoldId()} // canonical: no Set needed
+	parts.location[0] = "/v1/holds/" + reply.GetHoldId()
+	w.Header()["Location"] = parts.location[:] // canonical: no Set needed
 	writeHold(w, http.StatusCreated, reply)
 }
 

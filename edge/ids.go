@@ -47,17 +47,21 @@ func newID(prefix string) string {
 }
 
 // newHoldID returns the id of a new hold on resourceID. With an
-// idempotency key the token is derived from it, so a retry with the same key
-// names the same hold and the resource actor answers it as the first time.
-func newHoldID(resourceID, idempotencyKey string) string {
+// idempotency key the token is derived from it and from the user whose key
+// it is (userID, when not empty), so a retry with the same key names the
+// same hold and the resource actor answers it as the first time.
+func newHoldID(resourceID, userID, idempotencyKey string) string {
 	// The token is the start of the base32 of 15 bytes (24 characters); the
-	// hash's input stays on the stack unless the key is unusually long.
+	// hash's input stays on the stack unless the ids are unusually long.
 	var src [sha256.Size]byte
 	if idempotencyKey == "" {
 		_, _ = rand.Read(src[:15])
 	} else {
-		var buf [16 + maxIDLen + maxIdemKeyLen]byte
+		var buf [16 + maxIDLen + 64 + maxIdemKeyLen]byte
 		in := append(append(append(buf[:0], "bookd/hold\x00"...), resourceID...), 0)
+		if userID != "" {
+			in = append(append(in, userID...), 0)
+		}
 		src = sha256.Sum256(append(in, idempotencyKey...))
 	}
 	var token [24]byte

@@ -53,20 +53,20 @@ func TestNewID(t *testing.T) {
 func TestHoldIDRoundTrip(t *testing.T) {
 	for _, res := range []string{"a", "concert-standing", "hotel-alfama-room-101", strings.Repeat("z", 64)} {
 		for _, key := range []string{"", "k", "order-42", strings.Repeat("~", 255)} {
-			id := newHoldID(res, key)
+			id := newHoldID(res, "", key)
 			got, ok := parseHoldID(id)
 			if !ok || got != res {
-				t.Errorf("parseHoldID(newHoldID(%q, %q) = %q) = %q, %v, want %q, true", res, key, id, got, ok, res)
+				t.Errorf("parseHoldID(newHoldID(%q, \"\", %q) = %q) = %q, %v, want %q, true", res, key, id, got, ok, res)
 			}
 		}
 	}
 }
 
 func TestNewHoldIDIdempotencyKey(t *testing.T) {
-	a1 := newHoldID("concert-standing", "order-42")
-	a2 := newHoldID("concert-standing", "order-42")
+	a1 := newHoldID("concert-standing", "", "order-42")
+	a2 := newHoldID("concert-standing", "", "order-42")
 	if a1 != a2 {
-		t.Errorf("newHoldID(concert-standing, order-42) = %q then %q, want the same id", a1, a2)
+		t.Errorf("newHoldID(concert-standing, \"\", order-42) = %q then %q, want the same id", a1, a2)
 	}
 	// The ids of holds already in journals: a retry after an upgrade must
 	// name the same hold.
@@ -74,9 +74,17 @@ func TestNewHoldIDIdempotencyKey(t *testing.T) {
 		{"concert-standing", "order-42", "concert-standing.kkyi2v523gxgwvaydrf3"},
 		{"hotel-alfama-room-101", "k", "hotel-alfama-room-101.5ns7iarnnjn4y5oth4p6"},
 	} {
-		if got := newHoldID(c.res, c.key); got != c.want {
-			t.Errorf("newHoldID(%q, %q) = %q, want %q as every release before", c.res, c.key, got, c.want)
+		if got := newHoldID(c.res, "", c.key); got != c.want {
+			t.Errorf("newHoldID(%q, \"\", %q) = %q, want %q as every release before", c.res, c.key, got, c.want)
 		}
+	}
+	// A user's key hashes as the user, a zero byte and the key, as it did
+	// when the handler joined them: the holds placed before keep their ids.
+	if got, want := newHoldID("concert-standing", "usr-1", "order-42"), newHoldID("concert-standing", "", "usr-1\x00order-42"); got != want {
+		t.Errorf("newHoldID(concert-standing, usr-1, order-42) = %q, want %q, the id of the joined key", got, want)
+	}
+	if newHoldID("concert-standing", "usr-1", "order-42") == newHoldID("concert-standing", "usr-2", "order-42") {
+		t.Errorf("two users' holds with the same key have the same id")
 	}
 	distinct := map[string]string{a1: "concert-standing/order-42"}
 	for _, c := range []struct{ res, key string }{
@@ -88,18 +96,18 @@ func TestNewHoldIDIdempotencyKey(t *testing.T) {
 		// the boundary makes a different hold.
 		{"concert-standin", "gorder-42"},
 	} {
-		id := newHoldID(c.res, c.key)
+		id := newHoldID(c.res, "", c.key)
 		if prev, dup := distinct[id]; dup {
-			t.Errorf("newHoldID(%q, %q) = %q, the same as for %s", c.res, c.key, id, prev)
+			t.Errorf("newHoldID(%q, \"\", %q) = %q, the same as for %s", c.res, c.key, id, prev)
 		}
 		distinct[id] = c.res + "/" + c.key
 	}
 	// Without a key every hold is new.
 	seen := map[string]bool{}
 	for range 100 {
-		id := newHoldID("concert-standing", "")
+		id := newHoldID("concert-standing", "", "")
 		if seen[id] {
-			t.Fatalf("newHoldID(concert-standing, \"\") = %q twice", id)
+			t.Fatalf("newHoldID(concert-standing, \"\", \"\") = %q twice", id)
 		}
 		seen[id] = true
 	}

@@ -345,7 +345,7 @@ func TestPlaceHoldSendsDerivedHoldID(t *testing.T) {
 		t.Fatalf("POST /v1/holds = %d %s, want 201", w.Code, w.Body)
 	}
 	// The hold id is derived from the user and the key: keys are per user.
-	want := &bookdv1.PlaceHold{HoldId: newHoldID("hotel-alfama-standard", user+"\x00order-42"), From: "2031-03-01", To: "2031-03-04", Quantity: 2, Owner: user}
+	want := &bookdv1.PlaceHold{HoldId: newHoldID("hotel-alfama-standard", user, "order-42"), From: "2031-03-01", To: "2031-03-04", Quantity: 2, Owner: user}
 	if got.HoldId != want.HoldId || got.From != want.From || got.To != want.To || got.Quantity != want.Quantity || got.Owner != user || got.Fingerprint == "" {
 		t.Errorf("POST /v1/holds sent %v, want %v", got, want)
 	}
