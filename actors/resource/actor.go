@@ -271,7 +271,11 @@ func (a *Actor) answer(to *actor.PID, reply any) {
 	case a.stopping:
 		a.afterStop = append(a.afterStop, stopAnswer{to: to, msg: reply})
 	default:
-		a.system.Root.Send(to, reply)
+		// As Root.Send (the root has no sender middleware), without
+		// PID.ref: a caller's reply PID is new for each request, and ref
+		// caches the process it finds in it, an allocation per answer.
+		proc, _ := a.system.ProcessRegistry.Get(to)
+		proc.SendUserMessage(to, reply)
 	}
 }
 
