@@ -48,7 +48,8 @@ type waiter struct {
 // batch is a group of decisions written in one journal append.
 type batch struct {
 	events [][]byte
-	// buf holds the events' bytes (and maybe old copies of them).
+	// buf is where the events are encoded; a batch that grew has copies of
+	// its earlier events in it, and they keep the array they were made in.
 	buf     []byte
 	waiters []waiter
 	// lastSeq is the seq of the batch's last event once decided.
@@ -161,7 +162,7 @@ func (a *Actor) receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		for _, s := range a.afterStop {
-			a.system.Root.Send(s.to, s.msg)
+			a.tell(s.to, s.msg)
 		}
 		a.afterStop = nil
 	case *bookdv1.PlaceHold, *bookdv1.ConfirmHold, *bookdv1.ReleaseHold, *bookdv1.CancelHold,
@@ -271,12 +272,17 @@ func (a *Actor) answer(to *actor.PID, reply any) {
 	case a.stopping:
 		a.afterStop = append(a.afterStop, stopAnswer{to: to, msg: reply})
 	default:
-		// As Root.Send (the root has no sender middleware), without
-		// PID.ref: a caller's reply PID is new for each request, and ref
-		// caches the process it finds in it, an allocation per answer.
-		proc, _ := a.system.ProcessRegistry.Get(to)
-		proc.SendUserMessage(to, reply)
+		a.tell(to, reply)
 	}
+}
+
+// tell sends msg to a caller as Root.Send does (the system's root has no
+// sender middleware), without PID.ref: a caller's reply PID is new for each
+// request, and ref caches the process it finds in the PID, an allocation
+// per answer.
+func (a *Actor) tell(to *actor.PID, msg any) {
+	proc, _ := a.system.ProcessRegistry.Get(to)
+	proc.SendUserMessage(to, msg)
 }
 
 // stop stops the actor after the messages already in its mailbox, which are
@@ -339,15 +345,20 @@ func (a *Actor) wait(to *actor.PID, reply proto.Message) {
 
 // decide applies one new event to the state and adds it to the open batch.
 func (a *Actor) decide(ev *bookdv1.Event) error {
+	var b *batch
 	n := len(a.pending)
-	if n == 0 || len(a.pending[n-1].events) >= a.cfg.BatchMax {
-		a.pending = append(a.pending, &batch{buf: make([]byte, 0, a.bufHint+a.bufHint/4)})
-		n++
+	open := n > 0 && len(a.pending[n-1].events) < a.cfg.BatchMax
+	if open {
+		b = a.pending[n-1]
+	} else {
+		// Its buffer starts at the size of the last batch sent: batches
+		// under load are of a similar size.
+		b = &batch{buf: make([]byte, 0, a.bufHint+a.bufHint/4)}
 	}
-	b := a.pending[n-1]
 	// The batch's events are encoded one after another into its buffer,
-	// not each into its own allocation. An event's bytes stay where they
-	// are when the buffer grows: the new array only takes later ones.
+	// not each into an allocation of its own. Each event is a full slice
+	// of its bytes, which nothing writes again: a buffer that grows is
+	// copied to a new array, and the events before keep the old one.
 	start := len(b.buf)
 	buf, err := proto.MarshalOptions{}.MarshalAppend(b.buf, ev)
 	if err != nil {
@@ -359,6 +370,9 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 		// over from the journal in a new activation.
 		a.fail(fmt.Errorf("apply own decision: %w", err))
 		return err
+	}
+	if !open {
+		a.pending = append(a.pending, b)
 	}
 	b.buf = buf
 	b.events = append(b.events, buf[start:len(buf):len(buf)])

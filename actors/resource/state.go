@@ -26,12 +26,6 @@ type hold struct {
 	placedSeq uint64
 }
 
-// heldHold is a hold and the view it was placed with.
-type heldHold struct {
-	hold  hold
-	first bookdv1.Hold
-}
-
 func (h *hold) active() bool {
 	s := h.view.GetStatus()
 	return s == bookdv1.HoldStatus_HOLD_STATUS_HELD || s == bookdv1.HoldStatus_HOLD_STATUS_CONFIRMED
@@ -80,25 +74,24 @@ func (s *state) applyKind(ev *bookdv1.Event) error {
 		if _, dup := s.holds[p.GetHoldId()]; dup {
 			return fmt.Errorf("event %d places hold %s twice", s.seq+1, p.GetHoldId())
 		}
-		// The hold and its first view in one allocation: a sale places
-		// a hold per request. A transition's view is allocated alone.
-		hv := new(heldHold)
-		hv.first.HoldId = p.GetHoldId()
-		hv.first.ResourceId = s.resourceID
-		hv.first.Status = bookdv1.HoldStatus_HOLD_STATUS_HELD
-		hv.first.Quantity = p.GetQuantity()
-		hv.first.From = p.GetFrom()
-		hv.first.To = p.GetTo()
-		hv.first.CreatedAtMs = ev.GetAtMs()
-		hv.first.ExpiresAtMs = p.GetExpiresAtMs()
-		hv.first.UpdatedAtMs = ev.GetAtMs()
-		hv.first.Owner = p.GetOwner()
-		hv.first.Fingerprint = p.GetFingerprint()
-		h := &hv.hold
-		h.view = &hv.first
-		h.fromKey = p.GetFromKey()
-		h.toKey = p.GetToKey()
-		h.placedSeq = s.seq + 1
+		h := &hold{
+			view: &bookdv1.Hold{
+				HoldId:      p.GetHoldId(),
+				ResourceId:  s.resourceID,
+				Status:      bookdv1.HoldStatus_HOLD_STATUS_HELD,
+				Quantity:    p.GetQuantity(),
+				From:        p.GetFrom(),
+				To:          p.GetTo(),
+				CreatedAtMs: ev.GetAtMs(),
+				ExpiresAtMs: p.GetExpiresAtMs(),
+				UpdatedAtMs: ev.GetAtMs(),
+				Owner:       p.GetOwner(),
+				Fingerprint: p.GetFingerprint(),
+			},
+			fromKey:   p.GetFromKey(),
+			toKey:     p.GetToKey(),
+			placedSeq: s.seq + 1,
+		}
 		s.holds[h.view.HoldId] = h
 		s.take(h, bookdv1.HoldStatus_HOLD_STATUS_HELD, +1)
 		heap.Push(&s.expiring, expiryEntry{at: h.view.ExpiresAtMs, id: h.view.HoldId})
