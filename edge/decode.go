@@ -31,13 +31,18 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 	return readLimited(w, r, limit)
 }
 
+// exactBodyMax is the largest declared body readLimited allocates at once.
+const exactBodyMax = 4 << 10
+
 // readLimited reads r's body, at most limit bytes, whatever its type.
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *Problem) {
-	if n := r.ContentLength; n >= 0 && n <= limit {
-		// A declared length within the limit: one buffer of exactly that
-		// size. The server's body ends after n bytes, so nothing more can
-		// come. (io.ReadAll starts at 512 bytes and a MaxBytesReader is one
-		// more allocation: a tenth of the bytes a sale allocated.)
+	if n := r.ContentLength; n >= 0 && n <= min(limit, exactBodyMax) {
+		// A small declared length within the limit: one buffer of exactly
+		// that size, where io.ReadAll starts at 512 bytes and the
+		// MaxBytesReader is one more allocation. The server ends the body
+		// after its Content-Length, so nothing more can come. A larger
+		// body is read as it comes, so that a client that only declares
+		// one does not pin the memory.
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, invalidField("body", "could not be read")

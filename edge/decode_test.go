@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -181,7 +182,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) *Pro
 }
 
 // TestReadLimited reads bodies of a declared length and of none (chunked)
-// both within and over the limit, and a body shorter than it declared.
+// both within and over the limit, and a body that ends before its declared
+// length. A small declared body is read into a buffer of its size.
 func TestReadLimited(t *testing.T) {
 	const limit = 16
 	tests := []struct {
@@ -189,23 +191,28 @@ func TestReadLimited(t *testing.T) {
 		body       string
 		length     int64 // the declared Content-Length; -1: none
 		wantStatus int   // 0: success
+		wantBody   string
+		exact      bool  // read into a buffer of the declared length
+		limit      int64 // 0: limit
 	}{
-		{name: "declared, within", body: `{"a":1}`, length: 7},
-		{name: "declared, at the limit", body: strings.Repeat("a", limit), length: limit},
-		{name: "declared, empty", body: ``, length: 0},
+		{name: "declared, within", body: `{"a":1}`, length: 7, wantBody: `{"a":1}`, exact: true},
+		{name: "declared, at the limit", body: strings.Repeat("a", limit), length: limit, wantBody: strings.Repeat("a", limit), exact: true},
+		{name: "declared, empty", body: ``, length: 0, wantBody: ``, exact: true},
 		{name: "declared, over", body: strings.Repeat("a", limit+1), length: limit + 1, wantStatus: 413},
-		{name: "chunked, within", body: `{"a":1}`, length: -1},
-		{name: "chunked, at the limit", body: strings.Repeat("a", limit), length: -1},
+		{name: "chunked, within", body: `{"a":1}`, length: -1, wantBody: `{"a":1}`},
+		{name: "chunked, at the limit", body: strings.Repeat("a", limit), length: -1, wantBody: strings.Repeat("a", limit)},
 		{name: "chunked, over", body: strings.Repeat("a", limit+1), length: -1, wantStatus: 413},
-		{name: "shorter than declared", body: `{"a":1}`, length: 9, wantStatus: 400},
+		{name: "ends before its length", body: `{"a":1}`, length: 9, wantStatus: 400},
+		// Over exactBodyMax: read as it comes, so not in a buffer of its size.
+		{name: "declared, large", body: strings.Repeat("a", exactBodyMax+1), length: exactBodyMax + 1, wantBody: strings.Repeat("a", exactBodyMax+1), limit: 2 * exactBodyMax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/v1/holds", nil)
-			// A body that ends early, as a connection closed mid-body does.
-			r.Body = io.NopCloser(io.LimitReader(strings.NewReader(tt.body), int64(len(tt.body))))
+			r.Body = &serverBody{r: strings.NewReader(tt.body), n: tt.length}
 			r.ContentLength = tt.length
-			body, p := readLimited(httptest.NewRecorder(), r, limit)
+			lim := cmp.Or(tt.limit, limit)
+			body, p := readLimited(httptest.NewRecorder(), r, lim)
 			if tt.wantStatus != 0 {
 				if p == nil || p.Status != tt.wantStatus {
 					t.Fatalf("readLimited(%q, length %d) = %q, %v; want a %d", tt.body, tt.length, body, describe(p), tt.wantStatus)
@@ -213,11 +220,41 @@ func TestReadLimited(t *testing.T) {
 				return
 			}
 			if p != nil {
-				t.Fatalf("readLimited(%q, length %d) = %v, want the body", tt.body, tt.length, describe(p))
+				t.Fatalf("readLimited(%q, length %d) = %v, want %q", tt.body, tt.length, describe(p), tt.wantBody)
 			}
-			if string(body) != tt.body {
-				t.Errorf("readLimited(%q, length %d) = %q, want the body", tt.body, tt.length, body)
+			if string(body) != tt.wantBody {
+				t.Errorf("readLimited(%q, length %d) = %q, want %q", tt.body, tt.length, body, tt.wantBody)
+			}
+			if tt.exact && cap(body) != int(tt.length) {
+				t.Errorf("readLimited(%q, length %d) read into %d bytes, want %d", tt.body, tt.length, cap(body), tt.length)
 			}
 		})
 	}
 }
+
+// serverBody reads a request body as a server's reader does: it ends
+// after the declared length n (none when n < 0), and a connection that
+// ends before is io.ErrUnexpectedEOF.
+type serverBody struct {
+	r io.Reader
+	n int64
+}
+
+func (b *serverBody) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, io.EOF
+	}
+	if b.n > 0 && int64(len(p)) > b.n {
+		p = p[:b.n]
+	}
+	k, err := b.r.Read(p)
+	if b.n > 0 {
+		b.n -= int64(k)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return k, err
+}
+
+func (b *serverBody) Close() error { return nil }

@@ -57,6 +57,8 @@ func newHoldID(resourceID, userID, idempotencyKey string) string {
 	if idempotencyKey == "" {
 		_, _ = rand.Read(src[:15])
 	} else {
+		// Room for a user id of 64 bytes (generated ones have 20); a longer
+		// one only moves the input to the heap.
 		var buf [16 + maxIDLen + 64 + maxIdemKeyLen]byte
 		in := append(append(append(buf[:0], "bookd/hold\x00"...), resourceID...), 0)
 		if userID != "" {

@@ -78,13 +78,13 @@ func TestNewHoldIDIdempotencyKey(t *testing.T) {
 			t.Errorf("newHoldID(%q, \"\", %q) = %q, want %q as every release before", c.res, c.key, got, c.want)
 		}
 	}
-	// A user's key hashes as the user, a zero byte and the key, as it did
-	// when the handler joined them: the holds placed before keep their ids.
-	if got, want := newHoldID("concert-standing", "usr-1", "order-42"), newHoldID("concert-standing", "", "usr-1\x00order-42"); got != want {
-		t.Errorf("newHoldID(concert-standing, usr-1, order-42) = %q, want %q, the id of the joined key", got, want)
+	// A user's key: the id the handler made before it passed the user on
+	// its own (it joined user, NUL and key), taken at 16b804b.
+	if got, want := newHoldID("concert-standing", "usr-1", "order-42"), "concert-standing.wnpcojwaquykutjfs6fr"; got != want {
+		t.Errorf("newHoldID(concert-standing, usr-1, order-42) = %q, want %q as every release before", got, want)
 	}
-	if newHoldID("concert-standing", "usr-1", "order-42") == newHoldID("concert-standing", "usr-2", "order-42") {
-		t.Errorf("two users' holds with the same key have the same id")
+	if a, b := newHoldID("concert-standing", "usr-1", "order-42"), newHoldID("concert-standing", "usr-2", "order-42"); a == b {
+		t.Errorf("newHoldID(concert-standing, usr-1 and usr-2, order-42) = %q for both, want two ids", a)
 	}
 	distinct := map[string]string{a1: "concert-standing/order-42"}
 	for _, c := range []struct{ res, key string }{
