@@ -74,8 +74,9 @@ func (c Config) Validate() error {
 type Stores struct {
 	Journal persistence.Journal
 	Catalog persistence.Catalog
-	// Events, when set, gets every committed batch's AvailabilityChange
-	// (publish.go): the node's bus.
+	// Events, when set, gets each committed batch's AvailabilityChange on
+	// the topics that have a subscriber, every topic unless it implements
+	// persistence.Audience (publish.go): the node's bus.
 	Events persistence.Publisher
 }
 

@@ -133,7 +133,7 @@ func answerHeaders(br *bufio.Reader) (length int64, chunked, closing, keepAlive 
 			return length, chunked, closing, keepAlive, nil
 		}
 		i := bytes.IndexByte(line, ':')
-		if i <= 0 || !validHeaderName(line[:i]) || !validHeaderValue(line[i+1:]) {
+		if i <= 0 || !httpguts.ValidHeaderFieldName(string(line[:i])) || !validHeaderValue(line[i+1:]) {
 			return 0, false, false, false, fmt.Errorf("malformed header line %q", line)
 		}
 		name, value := line[:i], textproto.TrimBytes(line[i+1:]) // no CR or LF: validHeaderValue
@@ -208,16 +208,6 @@ func readBounded(r io.Reader) ([]byte, error) {
 		err = fmt.Errorf("the body is over %d bytes", maxAnswer)
 	}
 	return body, err
-}
-
-// validHeaderName reports whether b is an RFC 9110 token.
-func validHeaderName(b []byte) bool {
-	for _, c := range b {
-		if !httpguts.IsTokenRune(rune(c)) {
-			return false
-		}
-	}
-	return true
 }
 
 // validHeaderValue reports whether b has no control characters but tabs.

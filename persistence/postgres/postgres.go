@@ -176,6 +176,7 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeFeatureNotSupported  = "0A000"
 )
 
 // errCode returns the SQLSTATE of err, "" when err does not come from the
