@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/bookd/bookd/edge/h1"
 )
 
 // headers sets the headers every answer has: the usual security set
@@ -11,14 +13,25 @@ import (
 // no caching (GETs of the catalog override it with an ETag).
 func (s *Server) headers(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The values are shared, read-only slices: no allocation per answer
-		// (handlers that change one Set a new slice).
-		h := w.Header()
-		for _, kv := range securityHeaders {
-			h[kv.name] = kv.value
+		withHSTS := r.TLS != nil || s.cfg.BehindTLS
+		fields := securityFields
+		if withHSTS {
+			fields = securityFieldsHSTS
 		}
-		if r.TLS != nil || s.cfg.BehindTLS {
-			h["Strict-Transport-Security"] = hsts
+		// bookd's own server writes them out from a block made once;
+		// under net/http they go into the header map. Either way a
+		// handler that sets one of them (the docs page its CSP, the
+		// catalog its Cache-Control) has its own value sent instead.
+		if !h1.SetDefaults(w, fields) {
+			// The values are shared, read-only slices: no allocation per
+			// answer (handlers that change one Set a new slice).
+			h := w.Header()
+			for _, kv := range securityHeaders {
+				h[kv.name] = kv.value
+			}
+			if withHSTS {
+				h["Strict-Transport-Security"] = hsts
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -42,7 +55,27 @@ var (
 		{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"}},
 	}
 	hsts = []string{"max-age=63072000; includeSubDomains"}
+
+	securityFields     = newSecurityFields(false)
+	securityFieldsHSTS = newSecurityFields(true)
 )
+
+// newSecurityFields returns securityHeaders, and HSTS when withHSTS, as
+// h1 default fields.
+func newSecurityFields(withHSTS bool) *h1.Fields {
+	h := http.Header{}
+	for _, kv := range securityHeaders {
+		h[kv.name] = kv.value
+	}
+	if withHSTS {
+		h["Strict-Transport-Security"] = hsts
+	}
+	f, err := h1.NewFields(h)
+	if err != nil {
+		panic(err) // the fields above are constants
+	}
+	return f
+}
 
 // cors answers cross-origin requests from the allow-list only: the
 // preflight (OPTIONS with Access-Control-Request-Method) gets the methods

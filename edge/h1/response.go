@@ -19,6 +19,9 @@ type response struct {
 	req    *http.Request
 	body   *body // the request's, or nil
 	header http.Header
+	// defaults are fields the answer carries unless header names them
+	// (SetDefaults); nil: none.
+	defaults *Fields
 
 	status     int   // the handler's, once set (then head holds its fields); 0 before
 	committed  bool  // the head went to the connection's writer
@@ -41,7 +44,8 @@ const maxBuffered = 4096
 
 func (w *response) reset(req *http.Request, body *body) {
 	if w.header == nil {
-		w.header = make(http.Header, 16)
+		// Small: the fields every answer has come from defaults.
+		w.header = make(http.Header, 8)
 		w.buf = make([]byte, 0, maxBuffered)
 	}
 	clear(w.header)
@@ -67,7 +71,13 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	w.noBody = code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 	w.head = append(w.head, statusLine(code)...)
+	var set uint64 // the defaults the handler set itself
 	for k, vv := range w.header {
+		if w.defaults != nil {
+			if i, ok := w.defaults.index(k); ok {
+				set |= 1 << i
+			}
+		}
 		switch k {
 		case "Content-Length":
 			if len(vv) > 0 {
@@ -96,6 +106,9 @@ func (w *response) WriteHeader(code int) {
 			w.noSniff = true
 		}
 		w.head = appendField(w.head, k, vv)
+	}
+	if w.defaults != nil {
+		w.head = w.defaults.appendExcept(w.head, set)
 	}
 	if w.noBody {
 		w.declared = -1
