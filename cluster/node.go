@@ -166,7 +166,7 @@ func Start(cfg Config, kinds ...Kind) (*Node, error) {
 	}
 	log.Info("node started", "member", system.ID, "address", system.Address(), "gossip", cfg.Gossip != nil, "tls", cfg.ServerTLS != nil)
 	return &Node{cfg: cfg, log: log, system: system, cluster: c, lookup: lookup, gossip: gossip,
-		replies: &replies{system: system}}, nil
+		replies: newReplies(system)}, nil
 }
 
 // startMember runs protoactor's StartMember, which panics when the
@@ -360,6 +360,7 @@ func (n *Node) Stop() {
 		}
 		n.cluster.Shutdown(false)
 		n.lookup.Shutdown()
+		n.replies.close()
 		n.log.Info("node stopped")
 	})
 }

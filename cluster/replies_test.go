@@ -41,19 +41,27 @@ func (w *withheld) Receive(ctx actor.Context) {
 	}
 }
 
+// startAlone starts a node alone with kinds, logging nowhere; the test's
+// end stops it.
+func startAlone(t *testing.T, kinds ...Kind) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := Start(cfg, kinds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
 // TestLocalReplies: a request to an activation on this member gets its own
 // answer and only it: an answer that comes after the request gave up, or a
 // second answer, never reaches a later request, though the reply slots are
 // reused.
 func TestLocalReplies(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	a := &withheld{held: make(chan *actor.PID, 1)}
-	n, err := Start(cfg, Kind{Name: "w", Props: actor.PropsFromProducer(func() actor.Actor { return a })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
+	n := startAlone(t, Kind{Name: "w", Props: actor.PropsFromProducer(func() actor.Actor { return a })})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
@@ -69,7 +77,7 @@ func TestLocalReplies(t *testing.T) {
 		_, _ = n.Request(ctx, "w", "x", "hold")
 		cancel()
 	}
-	// A timeout without a context deadline ends on the slot's timer (the
+	// A timeout without a context deadline ends by the watcher (the
 	// loop above left a request held: release it first).
 	if res, err := n.Request(t.Context(), "w", "x", "release"); err != nil || res != "released" {
 		t.Fatalf("Request(release) = %v, %v; want released", res, err)
@@ -134,24 +142,18 @@ func TestLocalReplies(t *testing.T) {
 
 	// An actor that does not exist answers at once, through a dead letter.
 	start = time.Now()
-	_, err = n.replies.request(t.Context(), actor.NewPID(n.system.Address(), "nobody"), "x", time.Now().Add(5*time.Second))
+	_, err := n.replies.request(t.Context(), actor.NewPID(n.system.Address(), "nobody"), "x", time.Now().Add(5*time.Second))
 	if !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > time.Second {
 		t.Fatalf("a request to no actor = %v after %v; want actor.ErrDeadLetter at once", err, time.Since(start))
 	}
 }
 
-// TestReplySlotTimer: a slot's timer, reused from one request to the next,
+// TestReplySlotDeadlines: a slot, reused from one request to the next,
 // ends each wait at its own deadline: a request after one that timed out,
 // or after one answered just before its deadline, is not ended early by
-// the timer of the one before.
-func TestReplySlotTimer(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Stop()
+// the deadline of the one before.
+func TestReplySlotDeadlines(t *testing.T) {
+	n := startAlone(t)
 	// It answers a duration after sleeping it.
 	pid := n.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
 		if d, ok := c.Message().(time.Duration); ok {
@@ -173,7 +175,7 @@ func TestReplySlotTimer(t *testing.T) {
 		if res, err := request(0, 30*time.Millisecond); err != nil || res != time.Duration(0) {
 			t.Fatalf("a prompt request = %v, %v; want its answer", res, err)
 		}
-		// Answered near its deadline: the timer may have fired unread.
+		// Answered near its deadline: the answer and the watcher race.
 		_, _ = request(25*time.Millisecond, 25*time.Millisecond)
 		time.Sleep(10 * time.Millisecond)
 		if res, err := request(40*time.Millisecond, time.Second); err != nil || res != 40*time.Millisecond {
@@ -182,5 +184,41 @@ func TestReplySlotTimer(t *testing.T) {
 	}
 	if free := len(n.replies.free); free != 1 {
 		t.Fatalf("%d reply slots; want the one, reused", free)
+	}
+}
+
+// TestRepliesAfterStop: a request that waits when its node stops still ends
+// at its deadline; one made after the stop fails at once; and the watcher
+// goroutine ends once no request waits.
+func TestRepliesAfterStop(t *testing.T) {
+	n := startAlone(t)
+	silent := n.system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {})) // never answers
+	waited := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := n.replies.request(t.Context(), silent, "x", time.Now().Add(300*time.Millisecond))
+		waited <- err
+	}()
+	for n.replies.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	n.Stop()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, actor.ErrTimeout) || time.Since(start) < 300*time.Millisecond {
+			t.Fatalf("a request waiting at the stop = %v after %v; want actor.ErrTimeout at its deadline (300ms)", err, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request waiting at the stop never ended")
+	}
+
+	start = time.Now()
+	if _, err := n.replies.request(t.Context(), silent, "x", time.Now().Add(time.Minute)); !errors.Is(err, actor.ErrDeadLetter) || time.Since(start) > time.Second {
+		t.Fatalf("a request after the stop = %v after %v; want actor.ErrDeadLetter at once", err, time.Since(start))
+	}
+	select {
+	case <-n.replies.watched:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher goroutine still runs after the stop")
 	}
 }
