@@ -360,7 +360,7 @@ func (a *Actor) decide(ev *bookdv1.Event) error {
 	// of its bytes, which nothing writes again: a buffer that grows is
 	// copied to a new array, and the events before keep the old one.
 	start := len(b.buf)
-	buf, err := proto.MarshalOptions{}.MarshalAppend(b.buf, ev)
+	buf, err := appendEvent(b.buf, ev)
 	if err != nil {
 		return fmt.Errorf("marshal event: %w", err)
 	}
