@@ -12,7 +12,8 @@
 // at each client count of --clients. Every run books a fresh single-slot
 // resource whose capacity is at least the run's requests, so every decision
 // is a write. The modes run interleaved per client count (a, b, c at 1
-// client, then at 64, …) so that drift of the machine hits them alike.
+// client, round after round, then at 64, …) so that drift of the machine
+// hits them alike.
 //
 // It starts a throwaway PostgreSQL server (persistence/testserver), builds
 // bookd once, runs `bookd loadgen --json` for each (mode, clients, round),
@@ -59,10 +60,18 @@ type Main struct {
 	// here), so that a run is not its first second, which is slower
 	// (connections, stacks and heaps still growing).
 	Requests int
-	Duration time.Duration // cap of one run's sale; default 20 s
+	// Duration caps one run's sale; default 10 s. It ends the runs of b and
+	// c, which decide a few thousand a second, and of a at one client:
+	// tens of thousands of decisions each, enough for a steady rate.
+	Duration time.Duration
 	Timeout  time.Duration // loadgen's per-request timeout; default 5 s
-	Rounds   int           // runs of each (mode, clients); the table shows medians; default 1
-	Modes    []string      // keys of the modes to run, of "a", "b", "c"; default all three
+	// Rounds is how many runs each (mode, clients) gets; the table shows
+	// their medians. Default 3: on a machine shared with loadgen and
+	// PostgreSQL, one run of a CPU-bound mode moves by a tenth or more with
+	// what else runs, and the median of three interleaved runs is not one
+	// lucky or unlucky run.
+	Rounds int
+	Modes  []string // keys of the modes to run, of "a", "b", "c"; default all three
 	// BatchMax is mode a's --batch-max (group commit); default 512. Mode b
 	// always runs with 1.
 	BatchMax int
@@ -113,9 +122,9 @@ func (m *Main) flags() *flag.FlagSet {
 		return nil
 	})
 	fs.IntVar(&m.Requests, "requests", 100000, "most hold attempts per run (also the hot resource's capacity, so every decision is a write)")
-	fs.DurationVar(&m.Duration, "duration", 20*time.Second, "most time for one run's sale")
+	fs.DurationVar(&m.Duration, "duration", 10*time.Second, "most time for one run's sale")
 	fs.DurationVar(&m.Timeout, "timeout", 5*time.Second, "timeout of one request (loadgen --timeout)")
-	fs.IntVar(&m.Rounds, "rounds", 1, "runs of each mode and client count; the table shows medians")
+	fs.IntVar(&m.Rounds, "rounds", 3, "runs of each mode and client count; the table shows medians")
 	m.Modes = []string{"a", "b", "c"}
 	fs.Func("modes", "comma-separated modes to run: a (group commit), b (single commits), c (row lock) (default a,b,c)", func(s string) error {
 		m.Modes = nil

@@ -19,7 +19,7 @@ func TestBenchFlash(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr}
-	err := m.Run(t.Context(), []string{"--clients", "1,4", "--requests", "200", "--duration", "20s"})
+	err := m.Run(t.Context(), []string{"--clients", "1,4", "--requests", "200", "--duration", "20s", "--rounds", "1"})
 	t.Logf("stdout:\n%s", stdout.String())
 	if err != nil {
 		t.Fatalf("Run = %v, want nil; stderr:\n%s", err, stderr.String())
