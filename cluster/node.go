@@ -218,8 +218,8 @@ func (n *Node) Request(ctx context.Context, kind, identity string, msg any) (any
 // RequestTimeout (less when ctx's deadline comes sooner). A caller with a
 // timeout of its own passes it here rather than in a context: a context
 // deadline costs a timer, a cancel function and a registration with the
-// parent context per request, and a local request waits on a timer it
-// reuses.
+// parent context per request, while a local request's deadline is ended
+// by the replies' watcher, which needs none of them.
 func (n *Node) RequestWithin(ctx context.Context, timeout time.Duration, kind, identity string, msg any) (any, error) {
 	deadline := time.Now().Add(timeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {

@@ -106,7 +106,6 @@ func (r *replies) put(s *replySlot) {
 // and actor.ErrDeadLetter when pid's actor is gone; a context that ends by
 // its deadline before deadline ends the wait with its own error.
 func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline time.Time) (any, error) {
-	s := r.get()
 	if r.waiting.Add(1) == 1 {
 		select {
 		case r.wake <- struct{}{}:
@@ -115,13 +114,13 @@ func (r *replies) request(ctx context.Context, pid *actor.PID, msg any, deadline
 	}
 	select {
 	case <-r.stop:
-		// The node stopped: its actors are gone, and no watcher would end
-		// the wait (it runs on while requests from before wait).
+		// The node stopped: its actors are gone, and the watcher, which
+		// returns once no request waits, may have returned already.
 		r.waiting.Add(-1)
-		r.put(s)
 		return nil, actor.ErrDeadLetter
 	default:
 	}
+	s := r.get()
 	dl, ok := ctx.Deadline()
 	s.mu.Lock()
 	s.gen++

@@ -89,7 +89,8 @@ func TestLocalReplies(t *testing.T) {
 		t.Fatalf("RequestWithin(release) after a timeout = %v, %v; want released", res, err)
 	}
 	// A context deadline sooner than the timeout ends the wait with its own
-	// error; a cancelled context ends it at once; the slot serves on.
+	// error; a cancelled context ends it within the watcher's tick; the slot
+	// serves on.
 	dctx, dcancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	start := time.Now()
 	if _, err := n.RequestWithin(dctx, time.Minute, "w", "x", "hold"); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
@@ -192,16 +193,19 @@ func TestReplySlotDeadlines(t *testing.T) {
 // goroutine ends once no request waits.
 func TestRepliesAfterStop(t *testing.T) {
 	n := startAlone(t)
-	silent := n.system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {})) // never answers
+	got := make(chan struct{}, 1)
+	silent := n.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) { // never answers
+		if c.Message() == "x" {
+			got <- struct{}{}
+		}
+	}))
 	waited := make(chan error, 1)
 	start := time.Now()
 	go func() {
 		_, err := n.replies.request(t.Context(), silent, "x", time.Now().Add(300*time.Millisecond))
 		waited <- err
 	}()
-	for n.replies.waiting.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	<-got // the request was sent, and waits
 	n.Stop()
 	select {
 	case err := <-waited:

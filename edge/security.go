@@ -20,8 +20,10 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		}
 		// bookd's own server writes them out from a block made once;
 		// under net/http they go into the header map. Either way a
-		// handler that sets one of them (the docs page its CSP, the
-		// catalog its Cache-Control) has its own value sent instead.
+		// handler that sets one of them (the docs page its CSP and
+		// Cache-Control, the JWKS its Cache-Control) has its own value
+		// sent instead. Under h1 they are not in w.Header(): to send
+		// one of them not at all, set it to nil there (Del would not).
 		if !h1.SetDefaults(w, fields) {
 			// The values are shared, read-only slices: no allocation per
 			// answer (handlers that change one Set a new slice).

@@ -72,7 +72,9 @@ func NewFields(h http.Header) (*Fields, error) {
 
 // SetDefaults makes the answer w is writing carry f's fields, except each
 // whose name the handler's header map has when the head is written (it
-// wins, whatever its value); a later call replaces f. It reports false,
+// wins, whatever its value: a nil one leaves the field out). The fields
+// are not in w.Header(), so Get does not see them and Del does not remove
+// them. A later call replaces f. It reports false,
 // and does nothing, when w is not an answer of this package's Server (a
 // request net/http serves, or a wrapped writer): the caller then sets the
 // fields in w.Header() itself.
