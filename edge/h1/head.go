@@ -216,8 +216,31 @@ func visible(s string) bool {
 
 // fieldValue reports whether v, already trimmed, is visible ASCII with
 // inner spaces and tabs; obs-text and controls are not plain.
+//
+// It looks at eight bytes at a time: a bearer token makes most of a
+// request's head, and a byte at a time this was 1.5% of bookd's CPU on a
+// hot resource. Only a word that may hold a byte below a space or above
+// '~' (a tab, or a byte that is not plain) is looked at byte by byte.
 func fieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		w := v[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// A high bit marks a byte ≥ 0x80; x+1 marks 0x7f (a carry
+		// comes only from 0xff, marked already); x-0x20 &^ x marks
+		// some byte below 0x20 whenever there is one.
+		if (x|(x+ones)|((x-0x20*ones)&^x))&highs == 0 {
+			continue
+		}
+		for j := range 8 {
+			if !valueByte[w[j]] {
+				return false
+			}
+		}
+	}
+	for ; i < len(v); i++ {
 		if !valueByte[v[i]] {
 			return false
 		}

@@ -159,3 +159,40 @@ func TestParseHeadGenerated(t *testing.T) {
 		t.Fatalf("only %d of the generated heads were plain: the generator no longer reaches the parser's accepting paths", plain)
 	}
 }
+
+// TestFieldValue holds the word-at-a-time fieldValue to the byte table for
+// every byte at every place of a word, and around words.
+func TestFieldValue(t *testing.T) {
+	byTable := func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if !valueByte[v[i]] {
+				return false
+			}
+		}
+		return true
+	}
+	for n := range 20 {
+		for at := range n {
+			for c := range 256 {
+				b := []byte(strings.Repeat("a", n))
+				b[at] = byte(c)
+				if v := string(b); fieldValue(v) != byTable(v) {
+					t.Fatalf("fieldValue(%q) = %v, want %v", v, fieldValue(v), byTable(v))
+				}
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 100_000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			b[i] = byte(' ' + r.IntN(95))
+			if r.IntN(30) == 0 {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		if v := string(b); fieldValue(v) != byTable(v) {
+			t.Fatalf("fieldValue(%q) = %v, want %v", v, fieldValue(v), byTable(v))
+		}
+	}
+}
