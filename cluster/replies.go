@@ -41,16 +41,18 @@ type replies struct {
 	wake    chan struct{} // the first request to wait wakes the watcher
 	stop    chan struct{} // closed by close: the watcher returns once no request waits
 	watched chan struct{} // closed when the watcher has returned
-	start   sync.Once
-	stopped sync.Once
 }
 
 // watchEvery is how often the watcher ends the waits past their deadline
 // or whose context ended, while any request waits.
 const watchEvery = 5 * time.Millisecond
 
+// newReplies returns the replies of a node and starts their watcher, which
+// sleeps until a request waits; close stops it.
 func newReplies(system *actor.ActorSystem) *replies {
-	return &replies{system: system, wake: make(chan struct{}, 1), stop: make(chan struct{}), watched: make(chan struct{})}
+	r := &replies{system: system, wake: make(chan struct{}, 1), stop: make(chan struct{}), watched: make(chan struct{})}
+	go r.watch()
+	return r
 }
 
 // replySlot is a registered process that receives one request's answer.
@@ -91,7 +93,6 @@ func (r *replies) get() *replySlot {
 	r.mu.Lock()
 	r.all = append(r.all, s)
 	r.mu.Unlock()
-	r.start.Do(func() { go r.watch() })
 	return s
 }
 
@@ -185,10 +186,8 @@ func (r *replies) watch() {
 }
 
 // close ends the watcher once no request waits; later requests fail with
-// actor.ErrDeadLetter.
-func (r *replies) close() {
-	r.stopped.Do(func() { close(r.stop) })
-}
+// actor.ErrDeadLetter. It is called once, by Node.Stop.
+func (r *replies) close() { close(r.stop) }
 
 // expire ends the slot's wait if it is past its deadline or its context
 // ended.
